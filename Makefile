@@ -7,11 +7,18 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP_VERSION := 26.3
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
 MODELS_STAMP := layers/models/models/.verified
+# Extra prerequisites of `make test` and `make bench`, added by the fragments in scripts/make/.
+TEST_CHECKS :=
+BENCHES :=
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: help venv models test unit lint typecheck bench serve events clean
+-include scripts/make/*.mk
+
+.PHONY: help venv sam-cli models test unit lint typecheck bench serve events clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,6 +31,15 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed ## Create the development virtual environment
+
+# SAM CLI pins exact versions of boto3, click, Flask...: it gets a virtual environment of its own.
+$(SAM_VENV)/.installed: pyproject.toml
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "pip==$(PIP_VERSION)"
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --group sam
+	touch $@
+
+sam-cli: $(SAM_VENV)/.installed ## Install AWS SAM CLI into its own virtual environment
 
 $(MODELS_STAMP): $(VENV)/.installed scripts/fetch_models.py layers/models/models/models.toml
 	$(PY) scripts/fetch_models.py
@@ -40,9 +56,9 @@ typecheck: venv ## mypy --strict
 unit: venv models ## Run the Python test suite
 	$(PY) -m pytest
 
-test: lint typecheck unit ## Every check and test
+test: lint typecheck $(TEST_CHECKS) unit ## Every check and test
 
-bench: venv models ## Per-stage latency of the handler against bare onnxruntime
+bench: venv models $(BENCHES) ## Benchmarks: per-stage handler latency vs bare onnxruntime, and more
 	$(PY) scripts/bench.py
 
 events: venv ## Regenerate the API Gateway event fixtures in events/
