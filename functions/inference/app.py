@@ -1,0 +1,354 @@
+"""The inference API: POST /predict, POST /object_detection, GET /models, GET /models/{name}, GET /health.
+
+Everything that lasts across requests (settings, the model registry, ONNX Runtime sessions) is created once
+per container, at start-up; the default models are loaded during the init phase unless PRELOAD_MODELS=false.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambda_vision import __version__, schemas
+from lambda_vision.errors import ApiError, ErrorCode
+from lambda_vision.fetch import FetchPolicy, UrlFetcher
+from lambda_vision.imaging import decode_image
+from lambda_vision.inputs import ImageInput, header, read_images
+from lambda_vision.models import LoadedModel, ModelStore
+from lambda_vision.pipeline import DetectionParameters, ImageResult, Pipeline
+from lambda_vision.registry import ModelConfigError, ModelRegistry, Task
+from lambda_vision.render import IMAGE_FORMATS, draw_detections, encode
+from lambda_vision.responses import JSON, error_response, json_response, negotiate
+from lambda_vision.settings import Settings
+
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "lambda-vision")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "LambdaVision")
+
+settings = Settings.from_env()
+logger = Logger()
+metrics = Metrics()
+cors = (
+    CORSConfig(
+        allow_origin=settings.cors_allow_origin,
+        allow_headers=list(settings.cors_allow_headers),
+        max_age=settings.cors_max_age,
+    )
+    if settings.cors_allow_origin
+    else None
+)
+app = APIGatewayRestResolver(enable_validation=True, cors=cors)
+pipeline = Pipeline(UrlFetcher(FetchPolicy.from_settings(settings)), settings.max_image_pixels)
+
+try:
+    registry: ModelRegistry | None = ModelRegistry.load(settings.models_config_path)
+    registry_error: str | None = None
+except ModelConfigError as error:
+    registry, registry_error = None, str(error)
+    logger.error("model registry could not be loaded", extra={"reason": registry_error})
+store = ModelStore(registry, settings) if registry is not None else None
+
+
+def model_store() -> ModelStore:
+    if store is None:
+        raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, ErrorCode.MODEL_UNAVAILABLE, f"No models: {registry_error}")
+    return store
+
+
+def load_default_models() -> dict[str, str]:
+    """Load every default model; the state of each, by name. Raises the first failure."""
+    models = model_store()
+    for name in models.registry.defaults.values():
+        models.get(models.registry.get(name))
+    return dict.fromkeys(models.registry.defaults.values(), "loaded")
+
+
+if settings.preload_models and store is not None:
+    try:
+        load_default_models()
+    except ApiError as error:
+        logger.error("default models could not be loaded", extra={"reason": error.message})
+
+
+def request_id() -> str | None:
+    return app.current_event.request_context.request_id
+
+
+def model_reference(model: LoadedModel) -> dict[str, str]:
+    spec = model.spec
+    return {"name": spec.name, "version": spec.version, "task": spec.task.value, "sha256": spec.sha256}
+
+
+def record(model: LoadedModel, results: list[ImageResult]) -> list[ImageResult]:
+    """Metrics and one log line per inference request (never image data or URLs); the failed results."""
+    failed = [result for result in results if not result.ok]
+    metrics.add_dimension("Model", model.spec.name)
+    metrics.add_metric("Images", MetricUnit.Count, len(results))
+    metrics.add_metric("FailedImages", MetricUnit.Count, len(failed))
+    inference_ms = sum(result.timings_ms.get("inference", 0.0) for result in results)
+    metrics.add_metric("InferenceMilliseconds", MetricUnit.Milliseconds, inference_ms)
+    logger.info(
+        "inference",
+        extra={
+            "model": model.spec.name,
+            "images": len(results),
+            "failed": len(failed),
+            "error_codes": sorted({result.error.code.value for result in failed if result.error}),
+            "inference_ms": round(inference_ms, 2),
+        },
+    )
+    return failed
+
+
+def answer(model: LoadedModel, parameters: dict[str, Any], results: list[ImageResult], start: float) -> Response[str]:
+    failed = record(model, results)
+    body = {
+        "model": model_reference(model),
+        "parameters": parameters,
+        "results": [result.to_json() for result in results],
+        "succeeded": len(results) - len(failed),
+        "failed": len(failed),
+        "timings_ms": {"total": round((time.perf_counter() - start) * 1000.0, 3)},
+    }
+    return json_response(HTTPStatus.OK, body)
+
+
+def request_images() -> list[ImageInput]:
+    event = app.current_event
+    return read_images(
+        event.headers,
+        event.body,
+        bool(event.is_base64_encoded),
+        max_body_bytes=settings.max_body_bytes,
+        max_images=settings.max_images_per_request,
+    )
+
+
+ModelName = Annotated[
+    str | None, Query(description="Model to use (GET /models lists them); the task's default when omitted.")
+]
+
+
+@app.post(
+    "/predict",
+    summary="Classify images",
+    description="Top-k labels for each image of the request, in the order the images were sent.",
+    responses={
+        200: {"description": "One result per image", "content": {JSON: {"model": schemas.InferenceResponse}}},
+        422: {"description": "Invalid parameters", "content": {JSON: {"model": schemas.ErrorResponse}}},
+    },
+    tags=["inference"],
+)
+def predict(
+    model: ModelName = None,
+    top_k: Annotated[int | None, Query(ge=1, le=1000, description="How many labels to return per image.")] = None,
+) -> Response[str]:
+    start = time.perf_counter()
+    negotiate(header(app.current_event.headers, "accept"), [JSON])
+    loaded = model_store().get_for_task(Task.CLASSIFICATION, model)
+    inputs = request_images()
+    k = top_k or loaded.spec.top_k
+    results = pipeline.classify(loaded, inputs, k)
+    return answer(loaded, {"top_k": k}, results, start)
+
+
+@app.post(
+    "/object_detection",
+    summary="Detect objects in images",
+    description=(
+        "Boxes (x1, y1, x2, y2 in pixels of the original image) with label and score for each image. "
+        "With `Accept: image/jpeg` (or image/png) and exactly one image, the answer is that image with its "
+        "boxes drawn."
+    ),
+    responses={
+        200: {
+            "description": "One result per image, or the annotated image",
+            "content": {
+                JSON: {"model": schemas.InferenceResponse},
+                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+        422: {"description": "Invalid parameters", "content": {JSON: {"model": schemas.ErrorResponse}}},
+    },
+    tags=["inference"],
+)
+def object_detection(
+    model: ModelName = None,
+    threshold: Annotated[float | None, Query(ge=0.0, le=1.0, description="Minimum score of a detection.")] = None,
+    iou: Annotated[float | None, Query(ge=0.0, le=1.0, description="Overlap above which NMS drops a box.")] = None,
+    max_detections: Annotated[int | None, Query(ge=1, le=1000, description="Most detections per image.")] = None,
+) -> Response[str]:
+    start = time.perf_counter()
+    media_type = negotiate(header(app.current_event.headers, "accept"), [JSON, *IMAGE_FORMATS])
+    loaded = model_store().get_for_task(Task.DETECTION, model)
+    inputs = request_images()
+    if media_type != JSON and len(inputs) != 1:
+        raise ApiError(
+            HTTPStatus.NOT_ACCEPTABLE,
+            ErrorCode.NOT_ACCEPTABLE,
+            f"An annotated image ({media_type}) is drawn for exactly one image; this request has {len(inputs)}."
+            " Ask for application/json to get results for several images.",
+        )
+    spec = loaded.spec
+    parameters = DetectionParameters(
+        threshold=spec.score_threshold if threshold is None else threshold,
+        iou=spec.iou_threshold if iou is None else iou,
+        max_detections=max_detections or spec.max_detections,
+    )
+    results = pipeline.detect(loaded, inputs, parameters)
+    if media_type == JSON:
+        return answer(loaded, parameters.__dict__, results, start)
+    record(loaded, results)
+    return annotated_image(loaded, results[0], media_type)
+
+
+def annotated_image(model: LoadedModel, result: ImageResult, media_type: str) -> Response[str]:
+    if result.error is not None or result.detections is None:
+        error = result.error
+        code, message = (error.code, error.message) if error else (ErrorCode.IMAGE_UNDECODABLE, "No image")
+        raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, code, message)
+    data = pipeline.image_bytes(result)
+    full = decode_image(data, settings.max_image_pixels)  # at full size: the first decode may have been reduced
+    picture = draw_detections(full.image, result.detections, model.labels)
+    # Encoded here rather than returned as bytes, which response validation would try to read as text.
+    response = Response(
+        status_code=int(HTTPStatus.OK),
+        content_type=media_type,
+        body=base64.b64encode(encode(picture, media_type)).decode("ascii"),
+        headers={"X-Detections": str(len(result.detections))},
+    )
+    response.base64_encoded = True
+    return response
+
+
+@app.get(
+    "/models",
+    summary="List the models",
+    responses={
+        200: {"description": "The models and the default of each task", "content": {JSON: {"model": schemas.ModelList}}}
+    },
+    tags=["models"],
+)
+def list_models() -> Response[str]:
+    models = model_store()
+    summaries = [
+        {
+            "name": spec.name,
+            "task": spec.task.value,
+            "description": spec.description,
+            "version": spec.version,
+            "sha256": spec.sha256,
+            "loaded": models.is_loaded(spec.name),
+        }
+        for spec in models.registry.specs.values()
+    ]
+    defaults = {task.value: name for task, name in models.registry.defaults.items()}
+    return json_response(HTTPStatus.OK, {"models": summaries, "defaults": defaults})
+
+
+@app.get(
+    "/models/<name>",
+    summary="Describe a model",
+    description="Task, input specification, labels, version and sha256 of one model (loads it if needed).",
+    responses={
+        200: {"description": "The model", "content": {JSON: {"model": schemas.ModelDescription}}},
+        404: {"description": "No such model", "content": {JSON: {"model": schemas.ErrorResponse}}},
+    },
+    tags=["models"],
+)
+def describe_model(name: Annotated[str, Path(description="Model name, as listed by GET /models.")]) -> Response[str]:
+    models = model_store()
+    return json_response(HTTPStatus.OK, models.get(models.registry.get(name)).describe())
+
+
+@app.get(
+    "/health",
+    summary="Readiness",
+    description="200 when every default model is loaded and ready, 503 otherwise.",
+    responses={
+        200: {"description": "Ready", "content": {JSON: {"model": schemas.Health}}},
+        503: {"description": "Not ready", "content": {JSON: {"model": schemas.Health}}},
+    },
+    tags=["operations"],
+)
+def health() -> Response[str]:
+    try:
+        loaded = load_default_models()
+    except ApiError as error:
+        body = {"status": "unavailable", "models": {}, "error": {"code": error.code.value, "message": error.message}}
+        return json_response(HTTPStatus.SERVICE_UNAVAILABLE, body)
+    return json_response(HTTPStatus.OK, {"status": "ready", "models": loaded, "version": __version__})
+
+
+@app.exception_handler(ApiError)
+def handle_api_error(error: ApiError) -> Response[str]:
+    logger.info("request refused", extra={"status": int(error.status), "code": error.code.value})
+    return error_response(error, request_id())
+
+
+@app.exception_handler(RequestValidationError)
+def handle_invalid_parameters(error: RequestValidationError) -> Response[str]:
+    details = [
+        {"loc": ".".join(str(part) for part in item.get("loc", ())), "message": item.get("msg", "")}
+        for item in error.errors()
+    ]
+    summary = "; ".join(f"{detail['loc']}: {detail['message']}" for detail in details)
+    invalid = ApiError(
+        HTTPStatus.UNPROCESSABLE_ENTITY, ErrorCode.INVALID_PARAMETER, f"Invalid parameters: {summary}", details
+    )
+    logger.info("request refused", extra={"status": int(invalid.status), "code": invalid.code.value})
+    return error_response(invalid, request_id())
+
+
+@app.not_found
+def handle_not_found(_: Exception) -> Response[str]:
+    event = app.current_event
+    return error_response(
+        ApiError(HTTPStatus.NOT_FOUND, ErrorCode.ROUTE_NOT_FOUND, f"No route {event.http_method} {event.path}."),
+        request_id(),
+    )
+
+
+@app.exception_handler(Exception)
+def handle_unexpected(error: Exception) -> Response[str]:
+    logger.exception("unexpected error")
+    return error_response(
+        ApiError(
+            HTTPStatus.INTERNAL_SERVER_ERROR,
+            ErrorCode.INTERNAL_ERROR,
+            "The request failed unexpectedly. Quote the request id when reporting it.",
+        ),
+        request_id(),
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics(capture_cold_start_metric=True, raise_on_empty_metrics=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
+
+
+def openapi_schema() -> dict[str, Any]:
+    """The OpenAPI 3 document of this API, request bodies included (swagger.yaml is generated from it)."""
+    document: dict[str, Any] = json.loads(
+        app.get_openapi_json_schema(
+            title="lambda-vision",
+            version=__version__,
+            summary="Image classification and object detection with ONNX Runtime on AWS Lambda",
+        )
+    )
+    for route in ("/predict", "/object_detection"):
+        document["paths"][route]["post"]["requestBody"] = schemas.REQUEST_BODY
+    return document

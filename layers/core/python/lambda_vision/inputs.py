@@ -1,0 +1,220 @@
+"""Reading the images of a request, whatever way they were sent.
+
+- multipart/form-data: any number of `image` file parts and `url` text parts, kept in order;
+- application/json: {"images": [{"url": "..."} | {"base64": "..."}]};
+- a raw body: image/* or application/octet-stream.
+API Gateway's `isBase64Encoded` is honoured whatever it says, and header names are case-insensitive.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.message import Message
+from http import HTTPStatus
+from typing import Any
+
+from requests_toolbelt.multipart.decoder import (
+    ImproperBodyPartContentException,
+    MultipartDecoder,
+    NonMultipartContentTypeException,
+)
+
+from lambda_vision.errors import ApiError, ErrorCode
+
+FILE_FIELDS = frozenset({"image", "images", "file", "files"})
+URL_FIELDS = frozenset({"url", "urls"})
+SUPPORTED_TYPES = "multipart/form-data, application/json, image/* or application/octet-stream"
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    index: int
+    source: str  # file name, URL, or where in the body the image was
+    data: bytes | None = None
+    url: str | None = None
+
+
+def parse_content_type(value: str | None) -> tuple[str, dict[str, str]]:
+    """'Multipart/Form-Data; boundary="x"' -> ('multipart/form-data', {'boundary': 'x'})"""
+    if not value:
+        return "", {}
+    message = Message()
+    message["content-type"] = value
+    params = {key.lower(): val for key, val in message.get_params(failobj=[])[1:]}
+    return message.get_content_type() if "/" in value else value.strip().lower(), params
+
+
+def header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """Case-insensitive header lookup (API Gateway passes header names as the client wrote them)."""
+    if not headers:
+        return None
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def body_bytes(body: str | None, is_base64_encoded: bool) -> bytes:
+    if not body:
+        return b""
+    if is_base64_encoded:
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(
+                HTTPStatus.BAD_REQUEST,
+                ErrorCode.INVALID_BASE64,
+                "The request is marked isBase64Encoded but its body is not valid base64.",
+            ) from None
+    return body.encode("utf-8", errors="surrogateescape")
+
+
+def read_images(
+    headers: Mapping[str, str] | None,
+    body: str | None,
+    is_base64_encoded: bool,
+    *,
+    max_body_bytes: int,
+    max_images: int,
+) -> list[ImageInput]:
+    """The images of a request, in the order they were sent. Raises ApiError for a malformed request."""
+    received = len(body or "")
+    if received > max_body_bytes:
+        raise ApiError(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            ErrorCode.BODY_TOO_LARGE,
+            f"The request body is {received:,} bytes as received by the function; the limit is {max_body_bytes:,}."
+            " Lambda's 6 MB limit applies after API Gateway base64-encodes binary bodies (+33%), so about"
+            f" {max_body_bytes * 3 // 4:,} bytes of raw image data fit in one request. Send large images by URL.",
+            details={"limit_bytes": max_body_bytes, "received_bytes": received},
+        )
+    media_type, params = parse_content_type(header(headers, "content-type"))
+    raw = body_bytes(body, is_base64_encoded)
+    if media_type == "multipart/form-data":
+        images = _from_multipart(raw, header(headers, "content-type") or "", params)
+    elif media_type == "application/json" or media_type.endswith("+json"):
+        images = _from_json(raw)
+    elif media_type.startswith("image/") or media_type == "application/octet-stream":
+        images = [ImageInput(index=0, source="body", data=raw)] if raw else []
+    elif not media_type and not raw:
+        images = []
+    else:
+        shown = media_type or "none"
+        raise ApiError(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+            f"Content-Type {shown} is not supported. Send {SUPPORTED_TYPES}.",
+        )
+    if not images:
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            ErrorCode.NO_IMAGES,
+            "The request has no image. Send `image` file parts or `url` fields (multipart/form-data),"
+            ' {"images": [{"url": ...} | {"base64": ...}]} (JSON), or the image itself as the body.',
+        )
+    if len(images) > max_images:
+        raise ApiError(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            ErrorCode.TOO_MANY_IMAGES,
+            f"The request has {len(images)} images; the limit is {max_images} per request. Split it up.",
+            details={"limit": max_images, "received": len(images)},
+        )
+    return images
+
+
+def _from_multipart(raw: bytes, content_type: str, params: Mapping[str, str]) -> list[ImageInput]:
+    if not params.get("boundary"):
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            ErrorCode.INVALID_MULTIPART,
+            "The multipart/form-data Content-Type has no boundary parameter.",
+        )
+    try:
+        parts = MultipartDecoder(raw, content_type).parts
+    except (ImproperBodyPartContentException, NonMultipartContentTypeException, ValueError, IndexError) as error:
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            ErrorCode.INVALID_MULTIPART,
+            f"The multipart/form-data body could not be parsed: {error}",
+        ) from None
+    if not parts and raw.strip():
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            ErrorCode.INVALID_MULTIPART,
+            "The multipart/form-data body has no part delimited by its boundary.",
+        )
+    images: list[ImageInput] = []
+    for number, part in enumerate(parts):
+        disposition = Message()
+        disposition["content-disposition"] = part.headers.get(b"content-disposition", b"").decode("utf-8", "replace")
+        name = disposition.get_param("name", header="content-disposition")
+        filename = disposition.get_filename()
+        if not isinstance(name, str):
+            raise ApiError(
+                HTTPStatus.BAD_REQUEST,
+                ErrorCode.INVALID_MULTIPART,
+                f"Part {number + 1} of the multipart body has no Content-Disposition name.",
+            )
+        if name in URL_FIELDS and filename is None:
+            for url in part.text.split():
+                images.append(ImageInput(index=len(images), source=url, url=url))
+        elif name in FILE_FIELDS or filename is not None:
+            images.append(ImageInput(index=len(images), source=filename or name, data=part.content))
+        else:
+            raise ApiError(
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+                ErrorCode.INVALID_PARAMETER,
+                f"Unknown form field {name!r}: send images as `image` file parts and image URLs as `url` fields."
+                " Options such as model and top_k go in the query string.",
+            )
+    return images
+
+
+def _from_json(raw: bytes) -> list[ImageInput]:
+    try:
+        document: Any = json.loads(raw) if raw.strip() else None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ApiError(HTTPStatus.BAD_REQUEST, ErrorCode.INVALID_JSON, f"The body is not valid JSON: {error}") from None
+
+    def invalid(message: str, location: str) -> ApiError:
+        return ApiError(
+            HTTPStatus.UNPROCESSABLE_ENTITY, ErrorCode.INVALID_PARAMETER, message, details=[{"loc": location}]
+        )
+
+    if not isinstance(document, dict) or not isinstance(document.get("images"), list):
+        raise invalid('The JSON body must be an object {"images": [...]}.', "body.images")
+    images: list[ImageInput] = []
+    for position, item in enumerate(document["images"]):
+        location = f"body.images[{position}]"
+        if not isinstance(item, dict) or len(item.keys() & {"url", "base64"}) != 1:
+            raise invalid(f'{location} must be {{"url": "https://..."}} or {{"base64": "..."}}.', location)
+        if "url" in item:
+            url = item["url"]
+            if not isinstance(url, str) or not url:
+                raise invalid(f"{location}.url must be a non-empty string.", f"{location}.url")
+            images.append(ImageInput(index=position, source=url, url=url))
+            continue
+        encoded = item["base64"]
+        if not isinstance(encoded, str):
+            raise invalid(f"{location}.base64 must be a string.", f"{location}.base64")
+        if encoded.startswith("data:") and "," in encoded:  # a data: URI as a browser's FileReader gives it
+            encoded = encoded.split(",", 1)[1]
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(
+                HTTPStatus.BAD_REQUEST,
+                ErrorCode.INVALID_BASE64,
+                f"{location}.base64 is not valid base64.",
+                details=[{"loc": f"{location}.base64"}],
+            ) from None
+        name = item.get("name")
+        images.append(
+            ImageInput(index=position, source=name if isinstance(name, str) else f"images[{position}]", data=data)
+        )
+    return images
