@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import time
+import warnings
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -35,6 +36,9 @@ from lambda_vision.settings import Settings
 
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "lambda-vision")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "LambdaVision")
+
+# Requests that record no metric (GET /models, refused requests) are normal, not worth a warning each.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 settings = Settings.from_env()
 logger = Logger()
@@ -294,7 +298,13 @@ def health() -> Response[str]:
 
 @app.exception_handler(ApiError)
 def handle_api_error(error: ApiError) -> Response[str]:
+    return refuse(error)
+
+
+def refuse(error: ApiError) -> Response[str]:
     logger.info("request refused", extra={"status": int(error.status), "code": error.code.value})
+    metrics.add_dimension("ErrorCode", error.code.value)
+    metrics.add_metric("RejectedRequests", MetricUnit.Count, 1)
     return error_response(error, request_id())
 
 
@@ -308,8 +318,7 @@ def handle_invalid_parameters(error: RequestValidationError) -> Response[str]:
     invalid = ApiError(
         HTTPStatus.UNPROCESSABLE_ENTITY, ErrorCode.INVALID_PARAMETER, f"Invalid parameters: {summary}", details
     )
-    logger.info("request refused", extra={"status": int(invalid.status), "code": invalid.code.value})
-    return error_response(invalid, request_id())
+    return refuse(invalid)
 
 
 @app.not_found

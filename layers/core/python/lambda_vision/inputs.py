@@ -134,6 +134,8 @@ def _from_multipart(raw: bytes, content_type: str, params: Mapping[str, str]) ->
             ErrorCode.INVALID_MULTIPART,
             "The multipart/form-data Content-Type has no boundary parameter.",
         )
+    if raw.strip() in (b"", f"--{params['boundary']}--".encode()):
+        return []  # a form with no fields
     try:
         parts = MultipartDecoder(raw, content_type).parts
     except (ImproperBodyPartContentException, NonMultipartContentTypeException, ValueError, IndexError) as error:
@@ -142,7 +144,7 @@ def _from_multipart(raw: bytes, content_type: str, params: Mapping[str, str]) ->
             ErrorCode.INVALID_MULTIPART,
             f"The multipart/form-data body could not be parsed: {error}",
         ) from None
-    if not parts and raw.strip():
+    if not parts and f"--{params['boundary']}".encode() not in raw:
         raise ApiError(
             HTTPStatus.BAD_REQUEST,
             ErrorCode.INVALID_MULTIPART,
