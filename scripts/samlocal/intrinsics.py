@@ -1,0 +1,273 @@
+"""CloudFormation templates as data: YAML with short-form intrinsics, and the intrinsics resolved locally.
+
+Only what a local run needs is resolved: parameters (defaults or overrides), pseudo parameters, mappings,
+conditions, `Fn::Sub`/`Join`/`Select`/`Split`/`If`/`FindInMap`/`Base64`, `Ref` and `Fn::GetAtt` to
+resources (a resource resolves to a stable placeholder: its logical id, or a fake ARN naming it) and the
+`AWS::Include` transform for local files. Anything else is left as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
+PSEUDO_PARAMETERS = {
+    "AWS::Region": REGION,
+    "AWS::AccountId": ACCOUNT_ID,
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::StackName": "local",
+    "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/local/00000000-0000-0000-0000-000000000000",
+    "AWS::NotificationARNs": [],
+}
+
+
+class TemplateError(Exception):
+    """The template cannot be served as written; the message says where and why."""
+
+
+class _NoValue:
+    """`Ref: AWS::NoValue`: the enclosing property is removed."""
+
+
+NO_VALUE = _NoValue()
+
+
+class TemplateLoader(yaml.SafeLoader):
+    """YAML loader that reads `!Ref x` as `{"Ref": "x"}`, `!GetAtt a.b` as `{"Fn::GetAtt": ["a", "b"]}`..."""
+
+
+def _construct_intrinsic(loader: TemplateLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        assert isinstance(node, yaml.MappingNode)
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix in {"Ref", "Condition"}:
+        return {tag_suffix: value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        resource, _, attribute = value.partition(".")
+        value = [resource, attribute]
+    return {f"Fn::{tag_suffix}": value}
+
+
+def _construct_timestamp_as_text(loader: TemplateLoader, node: yaml.Node) -> str:
+    # `AWSTemplateFormatVersion: 2010-09-09` stays a string, as CloudFormation reads it
+    assert isinstance(node, yaml.ScalarNode)
+    return str(loader.construct_scalar(node))
+
+
+TemplateLoader.add_multi_constructor("!", _construct_intrinsic)
+TemplateLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp_as_text)
+
+
+def load_document(path: Path) -> Any:
+    """A YAML or JSON document with CloudFormation short-form tags."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise TemplateError(f"cannot read {path}: {error.strerror}") from error
+    try:
+        return yaml.load(text, Loader=TemplateLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as error:
+        raise TemplateError(f"{path} is not valid YAML: {error}") from error
+
+
+_SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+
+
+class Resolver:
+    """Resolves intrinsic functions of one template for a local run."""
+
+    def __init__(
+        self,
+        template: Mapping[str, Any],
+        base_dir: Path,
+        parameter_overrides: Mapping[str, str] | None = None,
+        attribute: Callable[[str, str], str] | None = None,
+    ) -> None:
+        self.template = template
+        self.base_dir = base_dir
+        self.resources: Mapping[str, Any] = template.get("Resources") or {}
+        self.mappings: Mapping[str, Any] = template.get("Mappings") or {}
+        self.parameters = self._parameter_values(template.get("Parameters") or {}, parameter_overrides or {})
+        self._attribute = attribute or self.placeholder_attribute
+        self._conditions: dict[str, bool] = {}
+        self._condition_definitions: Mapping[str, Any] = template.get("Conditions") or {}
+
+    @staticmethod
+    def _parameter_values(declared: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, Any]:
+        unknown = set(overrides) - set(declared)
+        if unknown:
+            raise TemplateError(f"parameter overrides for undeclared parameters: {', '.join(sorted(unknown))}")
+        values: dict[str, Any] = {}
+        for name, declaration in declared.items():
+            spec = declaration if isinstance(declaration, Mapping) else {}
+            value: Any = overrides.get(name, spec.get("Default"))
+            if value is None:
+                continue  # unresolvable: a Ref to it stays a placeholder
+            if str(spec.get("Type", "String")).startswith("List<") or spec.get("Type") == "CommaDelimitedList":
+                value = [item.strip() for item in str(value).split(",")] if isinstance(value, str) else value
+            values[name] = value
+        return values
+
+    @staticmethod
+    def placeholder_attribute(logical_id: str, attribute: str) -> str:
+        return f"{logical_id}.{attribute}"
+
+    def condition(self, name: str) -> bool:
+        if name not in self._conditions:
+            if name not in self._condition_definitions:
+                raise TemplateError(f"unknown condition {name!r}")
+            self._conditions[name] = bool(self.resolve(self._condition_definitions[name]))
+        return self._conditions[name]
+
+    def ref(self, name: str) -> Any:
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in PSEUDO_PARAMETERS:
+            return PSEUDO_PARAMETERS[name]
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        if name in self.resources:
+            properties = (self.resources[name] or {}).get("Properties") or {}
+            function_name = properties.get("FunctionName")
+            return function_name if isinstance(function_name, str) else name
+        return name
+
+    def resolve(self, value: Any) -> Any:
+        """`value` with every intrinsic function it contains replaced by its local value."""
+        if isinstance(value, list):
+            items = [self.resolve(item) for item in value]
+            return [item for item in items if item is not NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, argument), *_ = value.items()
+            handler = self._functions.get(key)
+            if handler is not None:
+                return handler(self, argument)
+        resolved = {key: self.resolve(item) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not NO_VALUE}
+
+    # Intrinsic functions -------------------------------------------------------------------------
+
+    def _fn_ref(self, argument: Any) -> Any:
+        return self.ref(str(self.resolve(argument)))
+
+    def _fn_get_att(self, argument: Any) -> Any:
+        argument = self.resolve(argument)
+        if isinstance(argument, str):
+            argument = argument.split(".", 1)
+        if not isinstance(argument, list) or len(argument) != 2:
+            raise TemplateError(f"Fn::GetAtt needs [resource, attribute], got {argument!r}")
+        return self._attribute(str(argument[0]), str(argument[1]))
+
+    def _fn_sub(self, argument: Any) -> Any:
+        variables: Mapping[str, Any] = {}
+        if isinstance(argument, list):
+            if len(argument) != 2:
+                raise TemplateError(f"Fn::Sub needs a string or [string, variables], got {argument!r}")
+            argument, variables = argument[0], self.resolve(argument[1])
+        if not isinstance(argument, str):
+            raise TemplateError(f"Fn::Sub needs a string, got {argument!r}")
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in variables:
+                return str(variables[name])
+            if "." in name and name.split(".", 1)[0] in self.resources:
+                resource, attribute = name.split(".", 1)
+                return str(self._attribute(resource, attribute))
+            return str(self.ref(name))
+
+        return _SUB_VARIABLE.sub(substitute, argument)
+
+    def _fn_join(self, argument: Any) -> Any:
+        delimiter, items = self.resolve(argument)
+        return str(delimiter).join(str(item) for item in items)
+
+    def _fn_select(self, argument: Any) -> Any:
+        index, items = self.resolve(argument)
+        return items[int(index)]
+
+    def _fn_split(self, argument: Any) -> Any:
+        delimiter, text = self.resolve(argument)
+        return str(text).split(str(delimiter))
+
+    def _fn_if(self, argument: Any) -> Any:
+        name, when_true, when_false = argument
+        return self.resolve(when_true if self.condition(str(name)) else when_false)
+
+    def _fn_equals(self, argument: Any) -> Any:
+        left, right = self.resolve(argument)
+        return str(left) == str(right)
+
+    def _fn_not(self, argument: Any) -> Any:
+        (value,) = self.resolve(argument) if isinstance(argument, list) else [self.resolve(argument)]
+        return not value
+
+    def _fn_and(self, argument: Any) -> Any:
+        return all(self.resolve(argument))
+
+    def _fn_or(self, argument: Any) -> Any:
+        return any(self.resolve(argument))
+
+    def _fn_condition(self, argument: Any) -> Any:
+        return self.condition(str(argument))
+
+    def _fn_find_in_map(self, argument: Any) -> Any:
+        name, first, second = self.resolve(argument)[:3]
+        try:
+            return self.mappings[name][first][second]
+        except (KeyError, TypeError) as error:
+            raise TemplateError(f"Fn::FindInMap: no {name}/{first}/{second} in Mappings") from error
+
+    def _fn_base64(self, argument: Any) -> Any:
+        return base64.b64encode(str(self.resolve(argument)).encode()).decode()
+
+    def _fn_transform(self, argument: Any) -> Any:
+        argument = self.resolve(argument)
+        if not isinstance(argument, Mapping) or argument.get("Name") != "AWS::Include":
+            return {"Fn::Transform": argument}
+        location = str((argument.get("Parameters") or {}).get("Location", ""))
+        if location.startswith("s3://") or not location:
+            raise TemplateError(f"AWS::Include from {location or '(no Location)'}: only local files can be served")
+        return self.resolve(load_document(self.base_dir / location))
+
+    def _fn_unresolved(self, argument: Any) -> Any:
+        return json.dumps(argument, default=str)
+
+    _functions: Mapping[str, Callable[[Resolver, Any], Any]] = {
+        "Ref": _fn_ref,
+        "Fn::GetAtt": _fn_get_att,
+        "Fn::Sub": _fn_sub,
+        "Fn::Join": _fn_join,
+        "Fn::Select": _fn_select,
+        "Fn::Split": _fn_split,
+        "Fn::If": _fn_if,
+        "Fn::Equals": _fn_equals,
+        "Fn::Not": _fn_not,
+        "Fn::And": _fn_and,
+        "Fn::Or": _fn_or,
+        "Condition": _fn_condition,
+        "Fn::FindInMap": _fn_find_in_map,
+        "Fn::Base64": _fn_base64,
+        "Fn::Transform": _fn_transform,
+        "Fn::ImportValue": _fn_unresolved,
+        "Fn::GetAZs": _fn_unresolved,
+        "Fn::Cidr": _fn_unresolved,
+    }
