@@ -211,7 +211,7 @@ def test_accept_image_jpeg_returns_the_picture_with_its_boxes() -> None:
     assert picture.size == (800, 1100)
     assert int(answer.headers["X-Detections"][0]) >= 4
     # The figure's outline is drawn in colour where the page was white.
-    x1, y1, _, _ = sample_images.render_page()[1].figure
+    x1, y1 = (round(v) for v in sample_images.render_page()[1].figure[:2])
     outline = [picture.getpixel((x, y1 - 8)) for x in range(x1 - 10, x1 + 10)]
     assert any(pixel != (255, 255, 255) for pixel in outline)
 
