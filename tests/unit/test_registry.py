@@ -49,7 +49,7 @@ CLASSIFIER = entry()
 DETECTOR = entry(task="detection", decoder="yolov8", size=[640, 640])
 
 
-# --- the shipped models.toml ---------------------------------------------------------------------------------
+# --- the shipped models.toml ----------------------------------------------------------------------------------------
 
 
 def test_the_shipped_registry_declares_three_models_and_a_default_per_task(real_registry: ModelRegistry) -> None:
@@ -105,7 +105,7 @@ def test_load_names_an_invalid_toml_file(tmp_path: Path) -> None:
         ModelRegistry.load(path)
 
 
-# --- defaults of an entry ------------------------------------------------------------------------------------
+# --- defaults of an entry -------------------------------------------------------------------------------------------
 
 
 def test_a_minimal_entry_gets_the_documented_defaults() -> None:
@@ -156,7 +156,7 @@ def test_integer_mean_and_std_become_floats() -> None:
     assert all(isinstance(value, float) for value in spec.mean + spec.std)
 
 
-# --- invalid entries: the message names the model and the field ---------------------------------------------
+# --- invalid entries: the message names the model and the field -----------------------------------------------------
 
 
 @pytest.mark.parametrize("field", ["task", "file", "sha256", "decoder", "size"])
@@ -270,7 +270,7 @@ def test_a_non_numeric_scale_or_pad_value_names_the_model_and_field(field: str, 
         parse_model("m", entry(**{field: value}))
 
 
-# --- the registry: defaults --------------------------------------------------------------------------------------
+# --- the registry: defaults -----------------------------------------------------------------------------------------
 
 
 def test_a_registry_without_models_is_refused() -> None:
@@ -310,7 +310,7 @@ def test_a_default_for_an_unknown_task_lists_the_tasks() -> None:
         registry({"first": CLASSIFIER}, defaults={"segmentation": "first"})
 
 
-# --- for_task: the model a route uses -----------------------------------------------------------------------------
+# --- for_task: the model a route uses -------------------------------------------------------------------------------
 
 
 def test_for_task_without_a_name_gives_the_default(real_registry: ModelRegistry) -> None:
