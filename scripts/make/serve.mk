@@ -1,0 +1,19 @@
+# Local API: the API Gateway REST API of template.yaml on http://$(HOST):$(PORT), with real Lambda runtime
+# workers and no Docker (scripts/samlocal). Included by the main Makefile.
+#   make serve                          PORT=8080 HOST=0.0.0.0 to change where it listens
+#   make serve SERVE_ARGS="--env-vars env.json --pool-size 4 --debug"
+
+SAMLOCAL := PYTHONPATH=scripts $(PY) -m samlocal
+SERVE_ARGS ?=
+
+.PHONY: serve bench-local
+
+serve: $(VENV)/.installed $(MODELS_STAMP) ## Serve the API of template.yaml locally (no Docker): PORT, HOST, SERVE_ARGS
+	$(SAMLOCAL) --template template.yaml --host $(HOST) --port $(PORT) --warm-containers eager $(SERVE_ARGS)
+
+bench-local: $(VENV)/.installed $(MODELS_STAMP) ## Local API overhead over a direct handler call, and throughput
+	PYTHONPATH=scripts $(PY) scripts/bench_local.py
+
+# The differential test of the local API against SAM CLI's own event construction needs SAM CLI.
+TEST_CHECKS += sam-cli
+BENCHES += bench-local

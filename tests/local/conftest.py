@@ -1,0 +1,24 @@
+"""Fixtures: the test API served by `python -m samlocal` on a free port."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from local.harness import TEMPLATES, LocalApi
+
+ENV_VARS = {
+    "Parameters": {"FROM_ENV_VARS": "everyone", "GREETING": "overridden for every function"},
+    "EchoFunction": {"GREETING": "overridden for EchoFunction", "DATA_ROOT": "/opt"},
+}
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
+    log = tmp_path_factory.mktemp("samlocal") / "console.log"
+    local_api = LocalApi(TEMPLATES / "api.yaml", log, "--pool-size", "4", env_vars=ENV_VARS)
+    try:
+        yield local_api
+    finally:
+        local_api.close()

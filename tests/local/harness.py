@@ -1,0 +1,87 @@
+"""Starts `python -m samlocal` as a developer would, on a free port, and talks HTTP to it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+_SERVING = re.compile(r"Serving \S+ on (http://\S+)")
+
+
+class LocalApi:
+    """A running emulator; its console output is kept in a file (`output()`), its URL in `url`."""
+
+    def __init__(self, template: Path, log_path: Path, *args: str, env_vars: dict[str, Any] | None = None) -> None:
+        self.template = template
+        self.log_path = log_path
+        command = [sys.executable, "-m", "samlocal", "--template", str(template), "--port", "0", *args]
+        if env_vars is not None:
+            env_file = log_path.with_suffix(".env.json")
+            env_file.write_text(json.dumps(env_vars))
+            command += ["--env-vars", str(env_file)]
+        environment = {**os.environ, "PYTHONPATH": str(ROOT / "scripts")}
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=self._log, stderr=subprocess.STDOUT)
+        self.url = self._wait_for_url()
+        self.session = requests.Session()
+
+    def _wait_for_url(self, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = _SERVING.search(self.output())
+            if match:
+                return match.group(1)
+            if self.process.poll() is not None:
+                raise RuntimeError(f"samlocal exited with {self.process.returncode}:\n{self.output()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"samlocal did not start within {timeout} s:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_output(self, text: str, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            output = self.output()
+            if text in output:
+                return output
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} not in the console output:\n{self.output()[-4000:]}")
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 60)
+        return self.session.request(method, self.url + path, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def interrupt(self, timeout: float = 15.0) -> int:
+        """Ctrl-C, as in a terminal; the exit status."""
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=timeout)
+
+    def close(self) -> None:
+        self.session.close()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
