@@ -18,8 +18,8 @@ from PIL import Image
 import app
 import make_events
 import sample_images
-from conftest import LambdaContext, load_event
 from lambda_vision.fetch import FetchPolicy, UrlFetcher
+from support import LambdaContext, load_event
 
 
 @dataclasses.dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,13 +36,29 @@ class Geometry:
         return out
 
 
+# Resizing and normalising are split into horizontal bands run on threads: Pillow releases the GIL while
+# resampling, and a band's result is identical to the same rows of a whole-image resize.
+BANDS = max(1, min(4, os.cpu_count() or 1))
+MIN_BAND_PIXELS = 100_000
+_band_pool: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _band_pool  # noqa: PLW0603 - one pool per container, created on first use
+    if _band_pool is None:
+        _band_pool = ThreadPoolExecutor(max_workers=BANDS, thread_name_prefix="preprocess")
+    return _band_pool
+
+
 class Preprocessor:
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
         std = np.asarray(spec.std, dtype=np.float32)
-        # (pixel * scale - mean) / std folded into one multiply and one add
+        # (pixel * scale - mean) / std folded into one multiply and one add, per channel of the model's order
         self._multiplier = (spec.scale / std).astype(np.float32)
         self._offset = (-np.asarray(spec.mean, dtype=np.float32) / std).astype(np.float32)
+        # source channel (RGB) of each model channel
+        self._channels = (2, 1, 0) if spec.color_order is ColorOrder.BGR else (0, 1, 2)
 
     def resized_size(self, width: int, height: int) -> tuple[int, int]:
         """The size the image is resized to before any crop or padding."""
@@ -60,23 +78,47 @@ class Preprocessor:
         spec = self.spec
         target_w, target_h = spec.size
         resized_w, resized_h = self.resized_size(width, height)
-        if image.size != (resized_w, resized_h):
-            image = image.resize((resized_w, resized_h), Image.Resampling.BILINEAR, reducing_gap=3.0)
-        scale_x, scale_y = resized_w / width, resized_h / height
         if spec.resize is ResizeMode.LETTERBOX:
-            pad_x, pad_y = (target_w - resized_w) // 2, (target_h - resized_h) // 2
-            canvas = Image.new("RGB", (target_w, target_h), (spec.pad_value,) * 3)
-            canvas.paste(image, (pad_x, pad_y))
-            image, offset_x, offset_y = canvas, -pad_x, -pad_y
+            # the whole resized image, pasted centred on a padded canvas
+            offset_x, offset_y = -((target_w - resized_w) // 2), -((target_h - resized_h) // 2)
         else:
+            # the centre of the resized image, cropped to the target size
             offset_x, offset_y = (resized_w - target_w) // 2, (resized_h - target_h) // 2
-            if (offset_x, offset_y) != (0, 0):
-                image = image.crop((offset_x, offset_y, offset_x + target_w, offset_y + target_h))
-        pixels = np.asarray(image, dtype=np.float32)
-        if spec.color_order is ColorOrder.BGR:
-            pixels = pixels[..., ::-1]
-        tensor = pixels * self._multiplier + self._offset
-        if spec.layout is Layout.NCHW:
-            tensor = tensor.transpose(2, 0, 1)
-        geometry = Geometry(scale_x, scale_y, float(offset_x), float(offset_y), width, height)
-        return np.ascontiguousarray(tensor, dtype=np.float32), geometry
+        # The part of the resized image that lands on the network input, in resized and in output pixels.
+        left, top = max(0, offset_x), max(0, offset_y)
+        right, bottom = min(resized_w, offset_x + target_w), min(resized_h, offset_y + target_h)
+        out_x, out_y = left - offset_x, top - offset_y
+
+        tensor = self._canvas()
+        scale_x, scale_y = image.width / resized_w, image.height / resized_h  # resized -> decoded pixels
+        rows = bottom - top
+        bands = BANDS if rows * (right - left) >= MIN_BAND_PIXELS else 1
+        edges = [top + rows * band // bands for band in range(bands + 1)]
+
+        def fill(band: int) -> None:
+            band_top, band_bottom = edges[band], edges[band + 1]
+            box = (left * scale_x, band_top * scale_y, right * scale_x, band_bottom * scale_y)
+            resized = image.resize((right - left, band_bottom - band_top), Image.Resampling.BILINEAR, box=box)
+            rows_out = slice(out_y + band_top - top, out_y + band_bottom - top)
+            self._normalise(np.asarray(resized), tensor, rows_out, slice(out_x, out_x + right - left))
+
+        if bands == 1:
+            fill(0)
+        else:
+            list(_pool().map(fill, range(bands)))
+        geometry = Geometry(resized_w / width, resized_h / height, float(offset_x), float(offset_y), width, height)
+        return tensor, geometry
+
+    def _canvas(self) -> FloatArray:
+        """The network input filled with the normalised padding colour."""
+        target_w, target_h = self.spec.size
+        pad = np.float32(self.spec.pad_value) * self._multiplier + self._offset
+        if self.spec.layout is Layout.NCHW:
+            return np.ascontiguousarray(np.broadcast_to(pad[:, None, None], (3, target_h, target_w)), np.float32)
+        return np.ascontiguousarray(np.broadcast_to(pad, (target_h, target_w, 3)), np.float32)
+
+    def _normalise(self, pixels: npt.NDArray[np.uint8], tensor: FloatArray, rows: slice, cols: slice) -> None:
+        for channel, source in enumerate(self._channels):
+            target = tensor[channel, rows, cols] if self.spec.layout is Layout.NCHW else tensor[rows, cols, channel]
+            np.multiply(pixels[..., source], self._multiplier[channel], out=target, dtype=np.float32)
+            target += self._offset[channel]
