@@ -45,7 +45,7 @@ def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000.0
 
 
-def bench_model(name: str, route: str, image: bytes, label: str, repeats: int, warmup: int) -> dict[str, Any]:
+def bench_model(name: str, route: str, image: bytes, label: str, *, repeats: int, warmup: int) -> dict[str, Any]:
     event = make_events.post(f"bench-{name}", route, image, "image/jpeg", query=[("model", name)])
     model = app.model_store().get(app.model_store().registry.get(name))
     decoded = decode_image(image, app.settings.max_image_pixels, model.preprocessor.resized_size)
