@@ -249,6 +249,7 @@ class TemplateReader:
                     _media_type(str(item)) for item in definition.get("x-amazon-apigateway-binary-media-types") or []
                 ]
                 api.routes += self._definition_routes(logical_id, definition, functions)
+            api.binary_media_types = list(dict.fromkeys(api.binary_media_types))
             apis[logical_id] = api
         return apis
 

@@ -1,0 +1,153 @@
+"""The project's own API (template.yaml, the inference function, its layers and the real models) served by
+`python -m samlocal`, called over HTTP the way the README's curl examples do."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import io
+import threading
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from requests_toolbelt import MultipartEncoder
+
+from local.harness import ROOT, LocalApi
+from sample_images import rotated_page
+
+MODELS = ROOT / "layers" / "models" / "models"
+APP = ROOT / "functions" / "inference" / "app.py"
+ORIENTATIONS = {"0", "90", "180", "270"}
+
+pytestmark = pytest.mark.skipif(
+    not APP.exists() or not (MODELS / "orientation.onnx").exists() or not (MODELS / "layout.onnx").exists(),
+    reason="needs functions/inference/app.py and the models (make models)",
+)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("images")
+    (folder / "upright.png").write_bytes(rotated_page(0))
+    (folder / "turned.jpg").write_bytes(rotated_page(90, "JPEG"))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def image_server(images: Path) -> Iterator[str]:
+    """Serves the images on 127.0.0.1, an address the function only fetches from when allowed to."""
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(images))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
+    log = tmp_path_factory.mktemp("app") / "console.log"
+    # Loopback URLs are refused unless allowed: the test image server listens on 127.0.0.1.
+    env_vars = {"InferenceFunction": {"URL_ALLOWED_NETWORKS": "127.0.0.0/8"}}
+    local_api = LocalApi(ROOT / "template.yaml", log, "--warm-containers", "eager", env_vars=env_vars)
+    try:
+        yield local_api
+    finally:
+        local_api.close()
+
+
+def top_label(result: dict[str, object]) -> str:
+    predictions = result["predictions"]
+    assert isinstance(predictions, list)
+    return str(predictions[0]["label"])
+
+
+def test_health(app: LocalApi) -> None:
+    response = app.get("/health")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ready"
+
+
+def test_models_are_listed(app: LocalApi) -> None:
+    response = app.get("/models")
+    assert response.status_code == 200
+    assert {"orientation", "layout"} <= {model["name"] for model in response.json()["models"]}
+
+
+def test_multipart_with_several_images_and_a_url(app: LocalApi, images: Path, image_server: str) -> None:
+    form = MultipartEncoder(
+        fields=[
+            ("image", ("upright.png", (images / "upright.png").read_bytes(), "image/png")),
+            ("image", ("turned.jpg", (images / "turned.jpg").read_bytes(), "image/jpeg")),
+            ("url", f"{image_server}/turned.jpg"),
+        ]
+    )
+    response = app.post("/predict", data=form.to_string(), headers={"Content-Type": form.content_type})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [result["status"] for result in results] == ["ok", "ok", "ok"]
+    assert [result["index"] for result in results] == [0, 1, 2]
+    assert all({p["label"] for p in result["predictions"]} <= ORIENTATIONS for result in results)
+    assert top_label(results[0]) == "0"
+    assert top_label(results[1]) == top_label(results[2]) == "270"
+
+
+def test_json_with_base64_and_a_url(app: LocalApi, images: Path, image_server: str) -> None:
+    document = {
+        "images": [
+            {"base64": base64.b64encode((images / "upright.png").read_bytes()).decode()},
+            {"url": f"{image_server}/upright.png"},
+        ]
+    }
+    response = app.post("/predict", json=document)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [top_label(result) for result in results] == ["0", "0"]
+
+
+def test_a_raw_image_body(app: LocalApi, images: Path) -> None:
+    response = app.post("/predict", data=(images / "turned.jpg").read_bytes(), headers={"Content-Type": "image/jpeg"})
+    assert response.status_code == 200, response.text
+    assert top_label(response.json()["results"][0]) == "270"
+
+
+def test_object_detection_answers_boxes(app: LocalApi, images: Path) -> None:
+    response = app.post(
+        "/object_detection", data=(images / "upright.png").read_bytes(), headers={"Content-Type": "image/png"}
+    )
+    assert response.status_code == 200, response.text
+    detections = response.json()["results"][0]["detections"]
+    assert detections
+    assert {"label", "score", "box"} <= set(detections[0])
+
+
+def test_object_detection_returns_a_jpeg_when_asked(app: LocalApi, images: Path) -> None:
+    response = app.post(
+        "/object_detection",
+        data=(images / "upright.png").read_bytes(),
+        headers={"Content-Type": "image/png", "Accept": "image/jpeg"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"] == "image/jpeg"
+    picture = Image.open(io.BytesIO(response.content))
+    assert picture.format == "JPEG"
+    assert picture.size == (800, 1100)
+
+
+def test_the_allowed_networks_setting_comes_from_env_vars_only(app: LocalApi) -> None:
+    # --env-vars allowed 127.0.0.0/8 (the test image server); other private addresses stay refused.
+    response = app.post("/predict", json={"images": [{"url": "http://10.0.0.1/x.jpg"}]})
+    assert response.status_code == 200
+    (result,) = response.json()["results"]
+    assert result["status"] == "error"
+    assert result["error"]["code"] == "url_forbidden"
+
+
+def test_unknown_routes_are_api_gateways_403(app: LocalApi) -> None:
+    response = app.get("/nothing-here")
+    assert response.status_code == 403
+    assert response.json() == {"message": "Missing Authentication Token"}
