@@ -89,7 +89,8 @@ class Preprocessor:
         right, bottom = min(resized_w, offset_x + target_w), min(resized_h, offset_y + target_h)
         out_x, out_y = left - offset_x, top - offset_y
 
-        tensor = self._canvas()
+        covered = (right - left, bottom - top) == (target_w, target_h)
+        tensor = self._canvas(padded=not covered)
         scale_x, scale_y = image.width / resized_w, image.height / resized_h  # resized -> decoded pixels
         rows = bottom - top
         bands = BANDS if rows * (right - left) >= MIN_BAND_PIXELS else 1
@@ -109,13 +110,15 @@ class Preprocessor:
         geometry = Geometry(resized_w / width, resized_h / height, float(offset_x), float(offset_y), width, height)
         return tensor, geometry
 
-    def _canvas(self) -> FloatArray:
-        """The network input filled with the normalised padding colour."""
+    def _canvas(self, *, padded: bool) -> FloatArray:
+        """The network input, filled with the normalised padding colour where the image will not cover it."""
         target_w, target_h = self.spec.size
-        pad = np.float32(self.spec.pad_value) * self._multiplier + self._offset
-        if self.spec.layout is Layout.NCHW:
-            return np.ascontiguousarray(np.broadcast_to(pad[:, None, None], (3, target_h, target_w)), np.float32)
-        return np.ascontiguousarray(np.broadcast_to(pad, (target_h, target_w, 3)), np.float32)
+        shape = (3, target_h, target_w) if self.spec.layout is Layout.NCHW else (target_h, target_w, 3)
+        tensor = np.empty(shape, dtype=np.float32)
+        if padded:
+            pad = np.float32(self.spec.pad_value) * self._multiplier + self._offset
+            tensor[...] = pad[:, None, None] if self.spec.layout is Layout.NCHW else pad
+        return tensor
 
     def _normalise(self, pixels: npt.NDArray[np.uint8], tensor: FloatArray, rows: slice, cols: slice) -> None:
         for channel, source in enumerate(self._channels):
