@@ -95,10 +95,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args()
 
-    two_megapixels = sample_images.large_jpeg()
     page = sample_images.encode(sample_images.render_text_page(), "JPEG", quality=90)
     cases = [
-        ("layout", "/object_detection", two_megapixels, "1632x1224 JPEG"),
+        ("layout", "/object_detection", sample_images.large_jpeg(), "1224x1632 JPEG"),
+        ("layout", "/object_detection", sample_images.large_jpeg(sideways=True), "1632x1224 JPEG"),
         ("orientation", "/predict", page, "800x1100 JPEG"),
         ("nsfw", "/predict", sample_images.photo(), "512x600 JPEG"),
     ]
