@@ -1,0 +1,132 @@
+"""A deployed stack answers like the function: every request of events/ is sent to API_URL over HTTPS and the
+answer compared with the function's answer to the same event, computed here in-process.
+
+Skipped unless API_URL is set (scripts/smoke sets it from the stack's outputs; API_KEY when the stack requires
+a key). What only the real API Gateway does (binary bodies, unknown routes, API keys) is checked on top.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import io
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+from PIL import Image
+
+from support import EVENTS_DIR, LambdaContext, load_event
+
+API_URL = os.environ.get("API_URL", "").rstrip("/")
+API_KEY = os.environ.get("API_KEY", "")
+TIMEOUT = 35  # API Gateway answers within 29 s
+SCORE_TOLERANCE = 0.02  # arm64 and x86_64 builds of ONNX Runtime round differently
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not API_URL, reason="API_URL is not set: no deployed stack to call"),
+]
+
+EVENTS = sorted(path.stem for path in EVENTS_DIR.glob("*.json"))
+
+
+@dataclass
+class Answer:
+    status: int
+    content_type: str
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def send(event: dict[str, Any], api_key: str | None = API_KEY) -> Answer:
+    """The HTTP request that API Gateway turned into `event`, sent to the deployed stage."""
+    headers = {
+        name: value
+        for name, value in (event.get("headers") or {}).items()
+        if name.lower() in {"content-type", "accept", "origin"}
+    }
+    if api_key:
+        headers["x-api-key"] = api_key
+    body: str | None = event.get("body")
+    data = base64.b64decode(body or "") if event.get("isBase64Encoded") else (body.encode() if body else None)
+    response = requests.request(
+        event["httpMethod"],
+        API_URL + event["path"],
+        params=event.get("queryStringParameters"),
+        headers=headers,
+        data=data,
+        timeout=TIMEOUT,
+    )
+    return Answer(response.status_code, response.headers.get("Content-Type", ""), response.content)
+
+
+def local(event: dict[str, Any]) -> Answer:
+    """The function's own answer, as API Gateway would relay it."""
+    import app  # noqa: PLC0415 - loads the models: only when a deployed stack is there to compare with
+
+    raw = app.lambda_handler(copy.deepcopy(event), LambdaContext())
+    headers = {name.lower(): values[0] for name, values in raw.get("multiValueHeaders", {}).items()}
+    headers.update({name.lower(): value for name, value in (raw.get("headers") or {}).items()})
+    body = base64.b64decode(raw["body"]) if raw.get("isBase64Encoded") else raw["body"].encode()
+    return Answer(int(raw["statusCode"]), headers.get("content-type", ""), body)
+
+
+def assert_same_results(deployed: Any, expected: Any, where: str = "body") -> None:
+    """Equal JSON, except what differs between two runs (timings, request ids, which models a container has
+    loaded so far) and scores (equal within SCORE_TOLERANCE)."""
+    if isinstance(expected, dict):
+        assert isinstance(deployed, dict), where
+        keys = {key for key in expected if key not in {"timings_ms", "request_id", "loaded"}}
+        assert keys <= set(deployed), f"{where}: missing {sorted(keys - set(deployed))}"
+        for key in keys:
+            assert_same_results(deployed[key], expected[key], f"{where}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(deployed, list), where
+        assert len(deployed) == len(expected), where
+        for index, (got, want) in enumerate(zip(deployed, expected, strict=True)):
+            assert_same_results(got, want, f"{where}[{index}]")
+    elif isinstance(expected, float):
+        assert deployed == pytest.approx(expected, abs=SCORE_TOLERANCE, rel=0.01), where
+    else:
+        assert deployed == expected, where
+
+
+@pytest.mark.parametrize("name", EVENTS)
+def test_deployed_api_answers_like_the_function(name: str) -> None:
+    event = load_event(name)
+    deployed, expected = send(event), local(event)
+
+    assert deployed.status == expected.status, deployed.body[:500]
+    assert deployed.content_type.split(";")[0] == expected.content_type.split(";")[0]
+    if expected.content_type.startswith("image/"):
+        # The binary answer arrives as bytes (the request's Accept matched a binary media type), not base64.
+        with Image.open(io.BytesIO(deployed.body)) as picture:
+            assert picture.size == Image.open(io.BytesIO(expected.body)).size
+    else:
+        assert_same_results(deployed.json, expected.json)
+
+
+def test_an_unknown_route_is_refused_by_api_gateway() -> None:
+    # API Gateway answers routes it does not know itself, before any function runs.
+    answer = send({"httpMethod": "GET", "path": "/no-such-route"})
+    assert answer.status == 403
+    assert answer.json == {"message": "Missing Authentication Token"}
+
+
+def test_health_is_ready_once_deployed() -> None:
+    answer = send({"httpMethod": "GET", "path": "/health"})
+    assert answer.status == 200, answer.body
+    assert answer.json["status"] == "ready"
+
+
+@pytest.mark.skipif(not API_KEY, reason="the stack does not require an API key (API_KEY unset)")
+def test_a_call_without_the_api_key_is_forbidden() -> None:
+    answer = send({"httpMethod": "GET", "path": "/health"}, api_key=None)
+    assert answer.status == 403
