@@ -126,7 +126,7 @@ def test_an_unknown_decoder_option_is_refused() -> None:
         create_decoder("softmax", [], {"top": 1, "stride": 8})
 
 
-# --- box overlap and non-maximum suppression ----------------------------------------------------------------------
+# --- box overlap and non-maximum suppression ------------------------------------------------------------------------
 
 
 def test_iou_of_identical_half_overlapping_and_disjoint_boxes() -> None:
@@ -177,7 +177,7 @@ def test_batched_nms_of_nothing_is_nothing() -> None:
     assert batched_nms(Detections.empty(), 0.5, 10).boxes.shape == (0, 4)
 
 
-# --- PicoDet -------------------------------------------------------------------------------------------------------
+# --- PicoDet --------------------------------------------------------------------------------------------------------
 
 BINS = 8
 
@@ -267,7 +267,7 @@ def test_picodet_wants_two_outputs_per_stride() -> None:
         decoder.decode(picodet_outputs([32], classes=1), (64, 32), 0.5)
 
 
-# --- YOLOv8, through a real ONNX graph ---------------------------------------------------------------------------
+# --- YOLOv8, through a real ONNX graph ------------------------------------------------------------------------------
 
 LABELS = ["a", "b"]
 SIZE = 64
@@ -359,7 +359,7 @@ def test_yolov8_output_that_does_not_match_the_labels_is_refused() -> None:
         YoloV8Decoder(["a", "b", "c"], {}).decode([np.zeros((1, 6, 3), np.float32)], (SIZE, SIZE), 0.5)
 
 
-# --- YOLOv8 end to end: registry entry -> model store -> pipeline ----------------------------------------------------
+# --- YOLOv8 end to end: registry entry -> model store -> pipeline ---------------------------------------------------
 
 
 def png(colour: int, width: int = 128, height: int = 256) -> bytes:

@@ -71,7 +71,7 @@ def close_to(actual: Any, expected: tuple[int, int, int], tolerance: int) -> boo
     return bool(np.all(np.abs(np.asarray(actual, dtype=np.int16) - np.asarray(expected)) <= tolerance))
 
 
-# --- formats ------------------------------------------------------------------------------------------------------
+# --- formats --------------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -125,7 +125,7 @@ def test_16_bit_grayscale_keeps_its_high_byte() -> None:
     assert values[0].tolist() == [[0, 0, 0], [0, 0, 0], [128, 128, 128], [255, 255, 255]]
 
 
-# --- transparency: transparent areas are white ---------------------------------------------------------------------
+# --- transparency: transparent areas are white ----------------------------------------------------------------------
 
 
 def test_rgba_transparent_pixels_become_white_and_translucent_ones_are_blended_over_white() -> None:
@@ -225,7 +225,7 @@ def test_orientations_that_keep_the_size_are_applied_too(orientation: int, corne
     assert blue_corner(decoded) == corner
 
 
-# --- JPEG draft decoding ---------------------------------------------------------------------------------------------
+# --- JPEG draft decoding --------------------------------------------------------------------------------------------
 
 
 def test_a_large_jpeg_is_decoded_reduced_but_reports_its_full_size() -> None:
@@ -266,7 +266,7 @@ def test_other_formats_are_decoded_at_full_size() -> None:
     assert decoded.image.size == (400, 300)
 
 
-# --- errors --------------------------------------------------------------------------------------------------------
+# --- errors ---------------------------------------------------------------------------------------------------------
 
 
 def test_empty_data_is_reported_as_empty() -> None:

@@ -61,7 +61,7 @@ def orientation(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> L
     return store.get_for_task(Task.CLASSIFICATION, "orientation")
 
 
-# --- the shipped orientation model -------------------------------------------------------------------------------
+# --- the shipped orientation model ----------------------------------------------------------------------------------
 
 
 def test_the_shipped_model_file_has_the_declared_checksum(models_dir: Path) -> None:
@@ -136,7 +136,7 @@ def test_the_layout_model_has_a_fixed_batch_of_one(shipped_store: ModelStore) ->
     assert model.labels[:2] == ("text", "title")
 
 
-# --- a model that cannot be loaded answers 503 and names what is wrong ------------------------------------------
+# --- a model that cannot be loaded answers 503 and names what is wrong ----------------------------------------------
 
 
 def test_a_wrong_checksum_names_the_file_and_both_checksums(models_dir: Path, tmp_path: Path) -> None:
@@ -201,7 +201,7 @@ def test_labels_from_a_file_beside_the_model_skip_blank_lines(models_dir: Path, 
     assert model.labels == ("upright", "right", "upside down", "left")
 
 
-# --- models in S3 -------------------------------------------------------------------------------------------------
+# --- models in S3 ---------------------------------------------------------------------------------------------------
 
 
 @pytest.fixture
