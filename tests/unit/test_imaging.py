@@ -125,6 +125,20 @@ def test_16_bit_grayscale_keeps_its_high_byte() -> None:
     assert values[0].tolist() == [[0, 0, 0], [0, 0, 0], [128, 128, 128], [255, 255, 255]]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="imaging._to_rgb calls Image.point(lambda v: v / 256) for I;16B and I;16L too, but Pillow's point() "
+    "supports neither mode (ValueError), so a big-endian 16-bit TIFF is reported as image_undecodable",
+)
+def test_16_bit_big_endian_tiff_keeps_its_high_byte() -> None:
+    values = np.array([[0, 255, 32768, 65535]], dtype=">u2")
+    image = Image.frombuffer("I;16B", (4, 1), values.tobytes(), "raw", "I;16B", 0, 1)
+    data = encode(image, "TIFF")
+    assert data.startswith(b"MM") and Image.open(io.BytesIO(data)).mode == "I;16B"
+    decoded = pixels(decode_image(data, LIMIT))
+    assert decoded[0].tolist() == [[0, 0, 0], [0, 0, 0], [128, 128, 128], [255, 255, 255]]
+
+
 # --- transparency: transparent areas are white ----------------------------------------------------------------------
 
 
