@@ -386,9 +386,9 @@ def load_toy(tmp_path: Path, *, batch: int | str) -> LoadedModel:
     )
 
 
-def pipeline() -> Pipeline:
+def pipeline(max_image_pixels: int = 1_000_000) -> Pipeline:
     unused = UrlFetcher(FetchPolicy(connect_timeout=1.0, read_timeout=1.0, max_bytes=1, max_redirects=0))
-    return Pipeline(unused, max_image_pixels=1_000_000)
+    return Pipeline(unused, max_image_pixels=max_image_pixels)
 
 
 def found_in(result: ImageResult) -> list[tuple[str, float, list[float]]]:
@@ -413,6 +413,18 @@ def test_detect_returns_boxes_in_original_image_pixels(tmp_path: Path) -> None:
         "score": 1.0,
         "box": {"x1": 32.0, "y1": 64.0, "x2": 96.0, "y2": 192.0},
     }
+
+
+def test_a_large_jpeg_decoded_reduced_still_gives_boxes_in_full_size_pixels(tmp_path: Path) -> None:
+    model = load_toy(tmp_path, batch="N")
+    buffer = io.BytesIO()
+    Image.new("RGB", (1280, 2560), (255, 255, 255)).save(buffer, "JPEG")
+    inputs = [ImageInput(index=0, source="big.jpg", data=buffer.getvalue())]
+    [result] = pipeline(max_image_pixels=4_000_000).detect(model, inputs, PARAMETERS)
+    assert result.decoded is not None
+    assert result.decoded.image.size == (160, 320)  # decoded at 1/8, still at least 64x64
+    assert (result.decoded.width, result.decoded.height) == (1280, 2560)
+    assert found_in(result)[0] == ("a", 1.0, [320, 640, 960, 1920])
 
 
 def test_detect_applies_the_requested_threshold_and_limit(tmp_path: Path) -> None:
