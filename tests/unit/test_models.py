@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 import tomllib
 from collections.abc import Iterator
@@ -15,9 +16,13 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from moto import mock_aws
+from PIL import Image, ImageDraw, ImageFont
 
 from lambda_vision.errors import ApiError, ErrorCode
+from lambda_vision.fetch import FetchPolicy, UrlFetcher
+from lambda_vision.inputs import ImageInput
 from lambda_vision.models import LoadedModel, ModelStore, sha256_of
+from lambda_vision.pipeline import Pipeline
 from lambda_vision.registry import ModelRegistry, Task
 from lambda_vision.settings import Settings
 
@@ -127,6 +132,32 @@ def test_the_orientation_model_runs_a_batch_and_gives_probabilities(orientation:
         assert scores.shape == (1, 4)
         assert float(scores.sum()) == pytest.approx(1.0, abs=1e-5)  # the graph ends with a softmax
     assert model.run([]) == []
+
+
+def text_page() -> Image.Image:
+    """A letter-size page of printed lines, rendered with Pillow's own font."""
+    page = Image.new("RGB", (850, 1100), "white")
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.load_default(size=22)
+    words = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "while", "reading", "a", "page"]
+    for line in range(30):
+        shift = line * 3 % len(words)
+        draw.text((60, 60 + line * 32), " ".join(words[shift:] + words[:shift])[:60], fill="black", font=font)
+    return page
+
+
+def test_the_orientation_model_tells_how_far_a_page_was_turned(orientation: LoadedModel) -> None:
+    """Pillow turns counter-clockwise: a page turned 90 degrees that way reads 270."""
+    inputs: list[ImageInput] = []
+    for turned in (0, 90, 180, 270):
+        buffer = io.BytesIO()
+        text_page().rotate(turned, expand=True).save(buffer, "PNG")
+        inputs.append(ImageInput(index=len(inputs), source=f"page-{turned}.png", data=buffer.getvalue()))
+    unused = UrlFetcher(FetchPolicy(connect_timeout=1.0, read_timeout=1.0, max_bytes=1, max_redirects=0))
+    results = Pipeline(unused, max_image_pixels=10_000_000).classify(orientation, inputs, top_k=1)
+    best = [(r.input.source, r.classifications[0].label) for r in results if r.classifications]
+    assert best == [("page-0.png", "0"), ("page-90.png", "270"), ("page-180.png", "180"), ("page-270.png", "90")]
+    assert all(r.classifications and r.classifications[0].score > 0.8 for r in results)
 
 
 def test_the_layout_model_has_a_fixed_batch_of_one(shipped_store: ModelStore) -> None:
