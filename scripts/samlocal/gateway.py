@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 import uuid
@@ -33,6 +32,7 @@ from samlocal.events import (
     MalformedProxyResponseError,
     RequestIds,
     build_event,
+    encode_event,
     proxy_response,
 )
 from samlocal.routing import RouteTable
@@ -77,7 +77,7 @@ class Gateway:
         event = build_event(
             request, route=route, api=api, path_parameters=match.path_parameters, ids=ids, port=self.port
         )
-        payload = json.dumps(event, separators=(",", ":")).encode()
+        payload = encode_event(event)
         if self.console.debug_enabled:
             self.console.debug(f"event for {route.function_id}: {_shorten(payload)}")
         if len(payload) > REQUEST_PAYLOAD_LIMIT:

@@ -1,0 +1,281 @@
+"""How much the local API (scripts/samlocal) adds over calling a handler directly, and its throughput.
+
+For each case the same request is answered two ways: by calling the handler in this process with the event
+the emulator builds, and over HTTP through `python -m samlocal` (gateway, Runtime API, awslambdaric worker
+and back) on a keep-alive connection. The overhead is the difference of the medians; the budget is 2 ms.
+Throughput is measured with 1, 4 and 16 concurrent clients, each on its own connection.
+
+    PYTHONPATH=scripts .venv/bin/python scripts/bench_local.py [--requests 2000] [--seconds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import importlib
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from samlocal.events import HttpRequest, RequestIds, build_event
+from samlocal.routing import RouteTable
+from samlocal.template import read_stack
+
+ROOT = Path(__file__).resolve().parent.parent
+OVERHEAD_BUDGET_MS = 2.0
+CLIENTS = (1, 4, 16)
+
+MINIMAL_TEMPLATE = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Api:
+    Type: AWS::Serverless::Api
+    Properties: {StageName: bench}
+  MinimalFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: ./
+      Handler: minimal.handler
+      Runtime: python3.13
+      Timeout: 10
+      Events:
+        Ping: {Type: Api, Properties: {RestApiId: !Ref Api, Path: /ping, Method: get}}
+"""
+MINIMAL_HANDLER = """\
+def handler(event, context):
+    return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": '{"ok": true}'}
+"""
+
+
+class Case:
+    def __init__(
+        self, name: str, method: str, path: str, headers: dict[str, str], body: bytes = b"", *, gated: bool = True
+    ) -> None:
+        self.name = name
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.body = body
+        # A gated case fails the benchmark above the budget; an upload's case also pays for moving its
+        # body (base64 and JSON on the way in, as API Gateway and the runtime do), so it is reported only.
+        self.gated = gated
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def start_emulator(template: Path, pool_size: int) -> tuple[subprocess.Popen[bytes], int, Path]:
+    log = Path(tempfile.mkstemp(prefix="bench-local-", suffix=".log")[1])
+    command = [sys.executable, "-m", "samlocal", "-t", str(template), "-p", "0", "--quiet", "--no-reload"]
+    command += ["--pool-size", str(pool_size), "--warm-containers", "eager"]
+    environment = {**os.environ, "PYTHONPATH": str(ROOT / "scripts")}
+    process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        match = re.search(r"Serving \S+ on http://[^:]+:(\d+)", log.read_text())
+        if match:
+            return process, int(match.group(1)), log
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    process.kill()
+    raise SystemExit(f"samlocal did not start:\n{log.read_text()}")
+
+
+def call(connection: http.client.HTTPConnection, case: Case) -> None:
+    connection.request(case.method, case.path, body=case.body or None, headers=case.headers)
+    response = connection.getresponse()
+    response.read()
+    if response.status != 200:
+        raise SystemExit(f"{case.name}: HTTP {response.status}")
+
+
+def http_latencies(port: int, case: Case, count: int) -> list[float]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for _ in range(min(50, count)):
+        call(connection, case)
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        call(connection, case)
+        samples.append((time.perf_counter() - started) * 1000)
+    connection.close()
+    return samples
+
+
+def direct_latencies(handler: Callable[[dict[str, Any], Any], Any], event: dict[str, Any], count: int) -> list[float]:
+    context = _Context()
+    for _ in range(min(50, count)):
+        handler(event, context)
+    samples = []
+    for _ in range(count):
+        copy = json.loads(json.dumps(event))  # a fresh event, as a runtime would decode it
+        started = time.perf_counter()
+        handler(copy, context)
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+class _Context:
+    function_name = "bench"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+    memory_limit_in_mb = 2048
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+    log_group_name = "/aws/lambda/bench"
+    log_stream_name = "bench"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 28000
+
+
+def event_for(template: Path, case: Case) -> dict[str, Any]:
+    stack = read_stack(template)
+    match = RouteTable(stack.routes).match(case.method, case.path.split("?", 1)[0])
+    assert match is not None, case.path
+    path, _, query = case.path.partition("?")
+    request = HttpRequest(
+        case.method, path, query, [("Host", "127.0.0.1"), *case.headers.items()], case.body, "127.0.0.1"
+    )
+    api = stack.apis[match.route.api_id]
+    return build_event(
+        request, route=match.route, api=api, path_parameters=match.path_parameters, ids=RequestIds.new(), port=3000
+    )
+
+
+def throughput(port: int, case: Case, clients: int, seconds: float) -> tuple[float, float]:
+    """Requests per second and median latency (ms) with `clients` concurrent keep-alive clients."""
+    stop = time.monotonic() + seconds
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    barrier = threading.Barrier(clients)
+
+    def client(index: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        call(connection, case)
+        barrier.wait()
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            call(connection, case)
+            latencies[index].append((time.perf_counter() - started) * 1000)
+        connection.close()
+
+    threads = [threading.Thread(target=client, args=(index,)) for index in range(clients)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    every = [sample for samples in latencies for sample in samples]
+    return len(every) / elapsed, statistics.median(every)
+
+
+def app_cases() -> list[Case]:
+    sys.path[:0] = [str(ROOT / "scripts")]
+    from sample_images import rotated_page  # noqa: PLC0415 - development helpers, only when the app exists
+
+    page = rotated_page(0, "JPEG")
+    return [
+        Case("app GET /health", "GET", "/health", {}),
+        Case(
+            f"app POST /predict ({len(page) // 1024} KB JPEG)",
+            "POST",
+            "/predict",
+            {"Content-Type": "image/jpeg"},
+            page,
+            gated=False,
+        ),
+    ]
+
+
+def load_app_handler() -> Callable[[dict[str, Any], Any], Any]:
+    os.environ.setdefault("MODELS_DIR", str(ROOT / "layers" / "models" / "models"))
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "lambda-vision")
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "LambdaVision")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    sys.path[:0] = [str(ROOT / "functions" / "inference"), str(ROOT / "layers" / "core" / "python")]
+    module = importlib.import_module("app")
+    handler: Callable[[dict[str, Any], Any], Any] = module.lambda_handler
+    return handler
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="sequential requests per latency measurement")
+    parser.add_argument("--seconds", type=float, default=3.0, help="duration of each throughput measurement")
+    parser.add_argument("--pool-size", type=int, default=4, help="environments per function")
+    parser.add_argument("--no-app", action="store_true", help="only the minimal handler")
+    args = parser.parse_args()
+
+    rows: list[str] = []
+    throughput_rows: list[str] = []
+    over_budget = False
+    with tempfile.TemporaryDirectory(prefix="bench-local-") as scratch:
+        folder = Path(scratch)
+        (folder / "template.yaml").write_text(MINIMAL_TEMPLATE)
+        (folder / "minimal.py").write_text(MINIMAL_HANDLER)
+        sys.path.insert(0, scratch)
+        suites: list[tuple[Path, list[Case], Callable[[dict[str, Any], Any], Any]]] = [
+            (folder / "template.yaml", [Case("minimal handler GET /ping", "GET", "/ping", {})], _minimal_handler())
+        ]
+        if not args.no_app and (ROOT / "functions" / "inference" / "app.py").exists():
+            suites.append((ROOT / "template.yaml", app_cases(), load_app_handler()))
+
+        for template, cases, handler in suites:
+            process, port, log = start_emulator(template, args.pool_size)
+            try:
+                for case in cases:
+                    count = args.requests if "predict" not in case.path else max(50, args.requests // 10)
+                    direct = direct_latencies(handler, event_for(template, case), count)
+                    over_http = http_latencies(port, case, count)
+                    overhead = statistics.median(over_http) - statistics.median(direct)
+                    over_budget |= case.gated and overhead > OVERHEAD_BUDGET_MS
+                    rows.append(
+                        f"| {case.name} | {statistics.median(direct):.3f} | {statistics.median(over_http):.3f} "
+                        f"| {percentile(over_http, 0.99):.3f} | **{overhead:.3f}**{'' if case.gated else ' (info)'} |"
+                    )
+                    for clients in CLIENTS:
+                        seconds = args.seconds if "predict" not in case.path else args.seconds * 2
+                        rate, median = throughput(port, case, clients, seconds)
+                        throughput_rows.append(f"| {case.name} | {clients} | {rate:,.0f} | {median:.2f} |")
+            finally:
+                process.terminate()
+                process.wait(timeout=15)
+                log.unlink(missing_ok=True)
+
+    print(f"\nLocal API overhead (p50 over HTTP - p50 direct; budget {OVERHEAD_BUDGET_MS} ms), {os.cpu_count()} CPUs")
+    print("\n| case | direct p50 ms | HTTP p50 ms | HTTP p99 ms | overhead p50 ms |")
+    print("|---|---:|---:|---:|---:|")
+    print("\n".join(rows))
+    print(f"\nThroughput ({args.pool_size} environments per function, keep-alive clients)")
+    print("\n| case | clients | requests/s | p50 ms |")
+    print("|---|---:|---:|---:|")
+    print("\n".join(throughput_rows))
+    if over_budget:
+        print(f"\nOVER BUDGET: the local API adds more than {OVERHEAD_BUDGET_MS} ms per request (p50)")
+        return 1
+    print(f"\nWithin budget: under {OVERHEAD_BUDGET_MS} ms of overhead per request (p50)")
+    return 0
+
+
+def _minimal_handler() -> Callable[[dict[str, Any], Any], Any]:
+    module = importlib.import_module("minimal")
+    handler: Callable[[dict[str, Any], Any], Any] = module.handler
+    return handler
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
