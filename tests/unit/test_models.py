@@ -190,11 +190,6 @@ def test_a_failed_load_is_retried_on_the_next_request(models_dir: Path, tmp_path
     assert store.get_for_task(Task.CLASSIFICATION, "orientation").labels == ("0", "90", "180", "270")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="models.ModelStore._load catches only onnxruntime's Fail: a file that is not an ONNX graph raises "
-    "InvalidProtobuf (not a subclass of Fail), which escapes as an unhandled error instead of 503",
-)
 def test_a_file_that_is_not_an_onnx_graph_answers_503(models_dir: Path, tmp_path: Path) -> None:
     data = b"<html>404 Not Found</html>"
     (tmp_path / "orientation.onnx").write_bytes(data)
@@ -285,11 +280,6 @@ def test_an_s3_model_with_a_wrong_checksum_fails_and_leaves_nothing_behind(
     assert list(cache.iterdir()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="models.ModelStore._download lets botocore's ClientError (404 on HeadObject) escape _load, which "
-    "catches only ModelConfigError, ValueError, OSError and onnxruntime's Fail: no 503 model_unavailable",
-)
 def test_a_missing_s3_object_answers_503(models_dir: Path, tmp_path: Path, s3_model: str) -> None:
     entry = orientation_entry(models_dir, file=f"s3://{BUCKET}/models/missing.onnx")
     error = load_error(store_for(entry, tmp_path, tmp_path / "cache"))

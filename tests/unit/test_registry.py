@@ -259,11 +259,6 @@ def test_out_of_range_numbers_are_refused(field: str, value: Any, message: str) 
     assert str(raised.value) == f"model 'm': {message}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registry.parse_model converts scale and pad_value with bare float()/int(): a non-number raises a plain "
-    "ValueError that names neither the model nor the field",
-)
 @pytest.mark.parametrize(("field", "value"), [("scale", "1/255"), ("pad_value", "grey")])
 def test_a_non_numeric_scale_or_pad_value_names_the_model_and_field(field: str, value: str) -> None:
     with pytest.raises(ModelConfigError, match=rf"^model 'm': {field} "):

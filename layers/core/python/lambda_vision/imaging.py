@@ -11,8 +11,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lambda_vision.errors import ErrorCode, InputError
 
-# Our own pixel limit (MAX_IMAGE_PIXELS) is checked first; Pillow's is a second line of defence.
-Image.MAX_IMAGE_PIXELS = 200_000_000
+# decode_image checks the pixel count (MAX_IMAGE_PIXELS) from the header before decoding; Pillow's own check
+# would refuse the largest images at open time with a less helpful error.
+Image.MAX_IMAGE_PIXELS = None
+EXIF_ORIENTATION = 0x0112
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ def decode_image(
         raise InputError(ErrorCode.IMAGE_EMPTY, "The image is empty (0 bytes).")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             width, height = image.size
             if width * height > max_pixels:
@@ -44,30 +46,24 @@ def decode_image(
                     f"The image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}."
                     " Send a smaller image.",
                 )
-            transposed = _exif_transposes(image)
+            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+            transposed = orientation in (5, 6, 7, 8)  # a quarter turn: width and height swap
             if min_size is not None and image.format == "JPEG":
                 shown_w, shown_h = (height, width) if transposed else (width, height)
                 wanted_w, wanted_h = min_size(shown_w, shown_h)
                 image.draft("RGB", (wanted_h, wanted_w) if transposed else (wanted_w, wanted_h))
             image.load()
             upright: Image.Image = image
-            if transposed:
+            if orientation in (2, 3, 4, 5, 6, 7, 8):
                 upright = ImageOps.exif_transpose(image)
+            if transposed:
                 width, height = height, width
             rgb = _to_rgb(upright)
     except InputError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise InputError(ErrorCode.IMAGE_UNDECODABLE, _undecodable_message(data, error)) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
         raise InputError(ErrorCode.IMAGE_UNDECODABLE, _undecodable_message(data, error)) from None
     return DecodedImage(image=rgb, width=width, height=height, format=image.format)
-
-
-def _exif_transposes(image: Image.Image) -> bool:
-    """True when the EXIF orientation swaps width and height (the photo was taken sideways)."""
-    orientation = image.getexif().get(0x0112, 1)
-    return orientation in (5, 6, 7, 8)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -79,8 +75,8 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        return image.point(lambda value: value / 256).convert("L").convert("RGB")
+    if image.mode.startswith("I"):  # 16- and 32-bit grey: keep the top 8 bits of 16
+        return image.convert("I").point(lambda value: value / 256).convert("L").convert("RGB")
     return image.convert("RGB")
 
 

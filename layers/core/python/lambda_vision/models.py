@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state
 
 from lambda_vision.decoders import ClassificationDecoder, DetectionDecoder, create_decoder
 from lambda_vision.decoders.base import FloatArray
@@ -19,6 +20,15 @@ from lambda_vision.errors import ApiError, ErrorCode
 from lambda_vision.preprocess import Preprocessor
 from lambda_vision.registry import ModelConfigError, ModelRegistry, ModelSpec, Task
 from lambda_vision.settings import Settings
+
+# ONNX Runtime's errors (InvalidProtobuf, NoSuchFile, Fail, ...) share no base class but Exception.
+ONNXRUNTIME_ERRORS = tuple(
+    value
+    for value in vars(onnxruntime_pybind11_state).values()
+    if isinstance(value, type) and issubclass(value, Exception)
+)
+
+MODEL_LOAD_ERRORS: tuple[type[Exception], ...] = (ModelConfigError, ValueError, OSError, *ONNXRUNTIME_ERRORS)
 
 
 def sha256_of(path: Path) -> str:
@@ -101,7 +111,7 @@ class ModelStore:
             decoder = create_decoder(spec.decoder, labels, spec.decoder_options)
             if decoder.task is not spec.task:
                 raise ModelConfigError(f"model {spec.name!r}: decoder {spec.decoder!r} is for {decoder.task} models")
-        except (ModelConfigError, ValueError, OSError, ort.capi.onnxruntime_pybind11_state.Fail) as error:
+        except MODEL_LOAD_ERRORS as error:
             raise ApiError(
                 HTTPStatus.SERVICE_UNAVAILABLE,
                 ErrorCode.MODEL_UNAVAILABLE,
@@ -133,11 +143,16 @@ class ModelStore:
         if target.exists() and sha256_of(target) == spec.sha256:
             return target
         import boto3  # noqa: PLC0415 - provided by the Lambda runtime; only needed for S3 models
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
         bucket, _, key = spec.file.removeprefix("s3://").partition("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".partial")
-        boto3.client("s3").download_file(bucket, key, str(partial))
+        try:
+            boto3.client("s3").download_file(bucket, key, str(partial))
+        except (BotoCoreError, ClientError) as error:
+            partial.unlink(missing_ok=True)
+            raise ModelConfigError(f"model {spec.name!r}: {spec.file} could not be downloaded: {error}") from None
         if (digest := sha256_of(partial)) != spec.sha256:
             partial.unlink()
             raise ModelConfigError(f"model {spec.name!r}: {spec.file} has sha256 {digest}, expected {spec.sha256}")

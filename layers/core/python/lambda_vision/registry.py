@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -133,6 +132,18 @@ def _fraction(name: str, key: str, value: Any) -> float:
     return float(value)
 
 
+def _number(name: str, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ModelConfigError(f"model {name!r}: {key} must be a number, got {value!r}")
+    return float(value)
+
+
+def _pad_value(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
+        raise ModelConfigError(f"model {name!r}: pad_value must be a whole number from 0 to 255, got {value!r}")
+    return value
+
+
 def _positive_int(name: str, key: str, value: Any) -> int:
     if not isinstance(value, int) or value < 1:
         raise ModelConfigError(f"model {name!r}: {key} must be a positive whole number, got {value!r}")
@@ -161,7 +172,7 @@ def parse_model(name: str, entry: Mapping[str, Any]) -> ModelSpec:
     if resize is ResizeMode.SHORT_SIDE:
         short_side = _positive_int(name, "short_side", short_side)
     std = _triple(name, "std", entry.get("std", [1.0, 1.0, 1.0]))
-    if any(math.isclose(s, 0.0) for s in std):
+    if any(s == 0.0 for s in std):
         raise ModelConfigError(f"model {name!r}: std must not contain 0")
     label_sources = [key for key in ("labels", "labels_file", "labels_metadata") if key in entry]
     if len(label_sources) > 1:
@@ -186,9 +197,9 @@ def parse_model(name: str, entry: Mapping[str, Any]) -> ModelSpec:
         resize=resize,
         resize_size=_pair(name, "resize_size", entry["resize_size"]) if "resize_size" in entry else None,
         short_side=short_side,
-        pad_value=int(entry.get("pad_value", 114)),
+        pad_value=_pad_value(name, entry.get("pad_value", 114)),
         color_order=_enum(name, "color_order", entry.get("color_order", "RGB"), ColorOrder),
-        scale=float(entry.get("scale", 1.0 / 255.0)),
+        scale=_number(name, "scale", entry.get("scale", 1.0 / 255.0)),
         mean=_triple(name, "mean", entry.get("mean", [0.0, 0.0, 0.0])),
         std=std,
         labels=tuple(labels) if labels is not None else None,
