@@ -131,7 +131,11 @@ class TemplateReader:
         self.template_path = template_path.resolve()
         self.base_dir = self.template_path.parent
         document = load_document(self.template_path)
-        if not isinstance(document, Mapping) or not isinstance(document.get("Resources"), Mapping):
+        if (
+            not isinstance(document, Mapping)
+            or not document.get("Resources")
+            or not isinstance(document["Resources"], Mapping)
+        ):
             raise TemplateError(f"{template_path} has no Resources")
         self.document: Mapping[str, Any] = document
         self.resolver = Resolver(document, self.base_dir, parameter_overrides, self._attribute)
