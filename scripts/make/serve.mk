@@ -6,10 +6,15 @@
 SAMLOCAL := PYTHONPATH=scripts $(PY) -m samlocal
 SERVE_ARGS ?=
 
-.PHONY: serve bench-local
+SAMPLES_DIR := .build/samples
+
+.PHONY: serve bench-local sample-images
 
 serve: $(VENV)/.installed $(MODELS_STAMP) ## Serve the API of template.yaml locally (no Docker): PORT, HOST, SERVE_ARGS
 	$(SAMLOCAL) --template template.yaml --host $(HOST) --port $(PORT) --warm-containers eager $(SERVE_ARGS)
+
+sample-images: $(VENV)/.installed ## Images for the README's curl examples, in .build/samples
+	PYTHONPATH=scripts $(PY) -m samlocal.samples $(SAMPLES_DIR)
 
 bench-local: $(VENV)/.installed $(MODELS_STAMP) ## Local API overhead over a direct handler call, and throughput
 	PYTHONPATH=scripts $(PY) scripts/bench_local.py
