@@ -276,10 +276,11 @@ class Environment:
         self.pool.remove(self)
 
     def _finish(self, invocation: Invocation, outcome: Outcome) -> None:
-        if not invocation.complete(outcome):
-            return
-        self._report(invocation, outcome)
+        # The caller took the invocation from this environment, so it ends here once. The environment is
+        # free again before the client hears back: the client's next request must find it warm.
         self.pool.release(self)
+        if invocation.complete(outcome):
+            self._report(invocation, outcome)
 
     def _report(self, invocation: Invocation, outcome: Outcome) -> None:
         function = self.function
