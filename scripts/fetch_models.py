@@ -30,7 +30,18 @@ def sha256_of(path: Path) -> str:
 
 def download_wheel(requirement: str, into: Path) -> Path:
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", str(into), requirement],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+            str(into),
+            requirement,
+        ],
         check=True,
     )
     wheels = sorted(into.glob("*.whl"))
