@@ -323,6 +323,7 @@ class GatewayError:
         return HttpResponse(self.status, headers, self.body)
 
 
+FORBIDDEN = GatewayError(403, b'{"message":"Forbidden"}', "ForbiddenException")
 MISSING_AUTHENTICATION_TOKEN = GatewayError(
     403, b'{"message":"Missing Authentication Token"}', "MissingAuthenticationTokenException"
 )

@@ -1,6 +1,8 @@
 """The local API Gateway: HTTP in, Lambda proxy events out, and API Gateway's own answers.
 
 - 403 `{"message":"Missing Authentication Token"}`: no route for the method and path.
+- 403 `{"message":"Forbidden"}`: a route that requires an API key, called without `x-api-key` (any value
+  is accepted locally: the keys live in API Gateway).
 - 413 `{"message":"Request Too Long"}`: a body above API Gateway's 10 MB, or an event above Lambda's
   6 MB request limit (binary bodies grow by a third once base64-encoded).
 - 502 `{"message": "Internal server error"}`: a function error (including its timeout, a crash, a
@@ -13,9 +15,10 @@
 from __future__ import annotations
 
 import socket
+import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +27,7 @@ from typing import Any
 from samlocal.console import Console
 from samlocal.events import (
     ENDPOINT_TIMED_OUT,
+    FORBIDDEN,
     INTERNAL_SERVER_ERROR,
     MISSING_AUTHENTICATION_TOKEN,
     REQUEST_TOO_LONG,
@@ -73,6 +77,8 @@ class Gateway:
         if match is None:
             return MISSING_AUTHENTICATION_TOKEN.response(), ids
         route = match.route
+        if route.api_key_required and not request.header("x-api-key"):
+            return FORBIDDEN.response(), ids
         api = self.apis[route.api_id]
         event = build_event(
             request, route=route, api=api, path_parameters=match.path_parameters, ids=ids, port=self.port
@@ -229,8 +235,14 @@ class GatewayServer(ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 128
 
-    def __init__(self, host: str, port: int, gateway_factory: Any) -> None:
+    def __init__(self, host: str, port: int, gateway_factory: Callable[[int], Gateway]) -> None:
         if ":" in host:
             self.address_family = socket.AF_INET6
         super().__init__((host, port), _Handler)
         self.gateway: Gateway = gateway_factory(self.server_address[1])
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            return  # the client went away; nothing to answer
+        super().handle_error(request, client_address)

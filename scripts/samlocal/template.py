@@ -69,6 +69,7 @@ class Route:
     api_id: str
     operation_name: str | None = None
     timeout_ms: int | None = None  # the integration's timeoutInMillis
+    api_key_required: bool = False  # any x-api-key value is accepted locally
 
 
 @dataclass
@@ -289,6 +290,7 @@ class TemplateReader:
         self, api_id: str, definition: Mapping[str, Any], functions: Mapping[str, Function]
     ) -> list[Route]:
         routes: list[Route] = []
+        keys = _api_key_schemes(definition)
         for path, operations in (definition.get("paths") or {}).items():
             if not isinstance(operations, Mapping):
                 continue
@@ -316,6 +318,7 @@ class TemplateReader:
                         api_id=api_id,
                         operation_name=operation.get("operationId"),
                         timeout_ms=int(timeout) if timeout is not None else None,
+                        api_key_required=_needs_api_key(operation.get("security", definition.get("security")), keys),
                     )
                 )
         return routes
@@ -355,13 +358,44 @@ class TemplateReader:
                 path = event_properties.get("Path")
                 if not isinstance(path, str) or not method:
                     raise TemplateError(f"{function_id}.{event_id}: an Api event needs Path and Method")
+                auth = event_properties.get("Auth") or {}
                 apis[api_id].routes.append(
-                    Route(method=method, resource_path=path, function_id=function_id, api_id=api_id)
+                    Route(
+                        method=method,
+                        resource_path=path,
+                        function_id=function_id,
+                        api_id=api_id,
+                        api_key_required=str(auth.get("ApiKeyRequired", "")).lower() == "true",
+                    )
                 )
 
     def _implicit_api(self) -> Api:
         properties = self.resolver.resolve(self.globals.get("Api") or {})
         return self._api(IMPLICIT_API, {**properties, "StageName": IMPLICIT_STAGE})
+
+
+def _api_key_schemes(definition: Mapping[str, Any]) -> set[str]:
+    """Security schemes that are API Gateway API keys (an x-api-key header)."""
+    schemes = {
+        **((definition.get("components") or {}).get("securitySchemes") or {}),
+        **(definition.get("securityDefinitions") or {}),
+    }
+    return {
+        name
+        for name, scheme in schemes.items()
+        if isinstance(scheme, Mapping)
+        and scheme.get("type") == "apiKey"
+        and str(scheme.get("name", "")).lower() == "x-api-key"
+        and scheme.get("in") == "header"
+    }
+
+
+def _needs_api_key(security: Any, keys: set[str]) -> bool:
+    if not isinstance(security, list):
+        return False
+    requirements = [requirement for requirement in security if isinstance(requirement, Mapping)]
+    # Any one requirement satisfies OpenAPI security; an API key is needed when every one names it.
+    return bool(requirements) and all(set(requirement) & keys for requirement in requirements)
 
 
 def _deduplicate(api: Api, warnings: list[str]) -> list[Route]:
@@ -377,8 +411,17 @@ def _deduplicate(api: Api, warnings: list[str]) -> list[Route]:
                 f"{api.logical_id}: {route.method} {route.resource_path} goes to {previous.function_id}, "
                 f"not {route.function_id}"
             )
-        elif previous.operation_name is None and route.operation_name is not None:
-            seen[key] = route
+        else:
+            # The OpenAPI route and the event name the same operation: keep what each knows.
+            seen[key] = Route(
+                method=previous.method,
+                resource_path=previous.resource_path,
+                function_id=previous.function_id,
+                api_id=previous.api_id,
+                operation_name=previous.operation_name or route.operation_name,
+                timeout_ms=previous.timeout_ms if previous.timeout_ms is not None else route.timeout_ms,
+                api_key_required=previous.api_key_required or route.api_key_required,
+            )
     return list(seen.values())
 
 

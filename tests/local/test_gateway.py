@@ -198,6 +198,12 @@ class TestGatewayErrors:
         assert response.status_code == 403
         assert response.json() == {"message": "Missing Authentication Token"}
 
+    def test_a_route_that_requires_an_api_key_is_forbidden_without_one(self, api: LocalApi) -> None:
+        response = api.get("/private")
+        assert response.status_code == 403
+        assert response.content == b'{"message":"Forbidden"}'
+        assert api.get("/private", headers={"x-api-key": "any"}).status_code == 200
+
     def test_a_function_error_is_an_internal_server_error(self, api: LocalApi) -> None:
         response = api.get("/error")
         assert response.status_code == 502

@@ -245,3 +245,11 @@ def test_the_project_template_serves_the_inference_function() -> None:
     assert function.environment["MODELS_DIR"] == "/opt/models"
     api = next(iter(stack.apis.values()))
     assert {"multipart/form-data", "image/*"} <= set(api.binary_media_types)
+    assert not any(route.api_key_required for route in stack.routes)
+
+
+@pytest.mark.skipif(not (ROOT / "template.yaml").exists(), reason="no project template")
+def test_the_project_template_with_api_keys_requires_them_except_for_preflights() -> None:
+    stack = read_stack(ROOT / "template.yaml", {"ApiKeyRequired": "true"})
+    required = {route.method: route.api_key_required for route in stack.routes if route.resource_path == "/predict"}
+    assert required == {"POST": True, "OPTIONS": False}
