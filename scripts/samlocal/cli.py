@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -30,14 +31,22 @@ from samlocal.workers import FunctionPool, Watchdog
 DEFAULT_POOL_SIZE = 2
 
 
+_LONG_FORM = re.compile(r"ParameterKey=([^,]+),ParameterValue=(.*)")
+
+
 def _parameter_overrides(values: Sequence[str]) -> dict[str, str]:
+    """SAM's two spellings: `Name=Value Other=Value` and `ParameterKey=Name,ParameterValue=Value`."""
     overrides: dict[str, str] = {}
     for item in values:
         for pair in item.split():
-            if "=" not in pair:
+            long_form = _LONG_FORM.fullmatch(pair)
+            if long_form:
+                overrides[long_form.group(1)] = long_form.group(2)
+            elif "=" in pair:
+                name, _, value = pair.partition("=")
+                overrides[name] = value
+            else:
                 raise argparse.ArgumentTypeError(f"--parameter-overrides takes Name=Value pairs, got {pair!r}")
-            name, _, value = pair.partition("=")
-            overrides[name.removeprefix("ParameterKey=")] = value.removeprefix("ParameterValue=")
     return overrides
 
 
@@ -98,7 +107,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--no-reload", action="store_true", help="do not watch the code for changes")
     parser.add_argument("--quiet", action="store_true", help="no access log and no function output")
-    parser.add_argument("--debug", action="store_true", help="log events, environments and Runtime API traffic")
+    parser.add_argument("--debug", action="store_true", help="log each event, environment start and HTTP exchange")
     return parser.parse_args(argv)
 
 

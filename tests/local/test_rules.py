@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from samlocal.cli import _parameter_overrides
 from samlocal.events import (
     MalformedProxyResponseError,
     encode_event,
@@ -220,3 +221,11 @@ class TestSandbox:
         with pytest.raises(EnvVarsError):
             read_env_vars(path)
         assert read_env_vars(None) == {}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [["Stage=prod Memory=512"], ["Stage=prod", "Memory=512"], ["ParameterKey=Stage,ParameterValue=prod Memory=512"]],
+)
+def test_parameter_overrides_in_both_of_sams_spellings(values: list[str]) -> None:
+    assert _parameter_overrides(values) == {"Stage": "prod", "Memory": "512"}
