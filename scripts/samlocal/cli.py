@@ -174,7 +174,10 @@ class LocalApi:
         if not self.args.no_reload:
             for logical_id, pool in self.pools.items():
                 function = pool.function
-                roots = [function.code_dir] + [layer.content_dir for layer in function.layers]
+                # A requirements layer's packages come from the virtual environment: nothing there to watch.
+                roots = [function.code_dir] + [
+                    layer.content_dir for layer in function.layers if not layer.provides_requirements
+                ]
                 self.reloader.watch(logical_id, roots, self._reload_callback(pool))
             self.reloader.watch("template", [self.stack.template_path], self._template_changed)
             self.reloader.start()
