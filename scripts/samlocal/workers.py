@@ -152,13 +152,14 @@ class Environment:
 
     # Gateway side ---------------------------------------------------------------------------------
 
-    def submit(self, invocation: Invocation) -> None:
+    def submit(self, invocation: Invocation) -> bool:
+        """Queues the invocation for the runtime's next `next`; False if the environment has stopped."""
         with self._cond:
             if self.dead:
-                invocation.complete(_error_outcome("Runtime.ExitError", "the execution environment stopped"))
-                return
+                return False
             self._pending = invocation
             self._cond.notify()
+            return True
 
     def stop(self) -> None:
         """Stops the environment now (retired, timed out, or the emulator is stopping)."""
@@ -345,6 +346,15 @@ class FunctionPool:
 
     def invoke(self, invocation: Invocation, wait_until: float) -> bool:
         """Hands the invocation to a free environment; False if none became free before `wait_until`."""
+        while True:
+            environment = self._acquire(wait_until)
+            if environment is None:
+                return False
+            if environment.submit(invocation):
+                return True
+            self.remove(environment)  # it stopped while idle: take another one
+
+    def _acquire(self, wait_until: float) -> Environment | None:
         with self._cond:
             while True:
                 if self._closed:
@@ -353,16 +363,13 @@ class FunctionPool:
                     ready = [environment for environment in self._idle if environment.ready]
                     environment = ready[-1] if ready else self._idle[-1]
                     self._idle.remove(environment)
-                    break
+                    return environment
                 if len(self.environments) < self.size:
-                    environment = self._spawn()
-                    break
+                    return self._spawn()
                 remaining = wait_until - time.monotonic()
                 if remaining <= 0:
-                    return False
+                    return None
                 self._cond.wait(remaining)
-        environment.submit(invocation)
-        return True
 
     def release(self, environment: Environment) -> None:
         retire = False

@@ -7,7 +7,9 @@ import base64
 import http.client
 import io
 import json
+import os
 import re
+import signal
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -284,6 +286,14 @@ class TestExecutionEnvironments:
             response = api.get("/echo")
             assert response.status_code == 200
             pids.add(response.json()["pid"])
+
+    def test_a_worker_that_dies_while_idle_is_replaced(self, api: LocalApi) -> None:
+        pid = api.get("/echo").json()["pid"]
+        os.kill(pid, signal.SIGKILL)
+        api.wait_for_output("execution environment exited")
+        response = api.get("/echo")
+        assert response.status_code == 200
+        assert response.json()["pid"] != pid
 
     def test_concurrent_clients_get_their_own_answers(self, api: LocalApi) -> None:
         def call(number: int) -> tuple[int, dict[str, Any]]:
