@@ -60,6 +60,9 @@ test: lint typecheck $(TEST_CHECKS) unit ## Every check and test
 
 bench: venv models $(BENCHES) ## Benchmarks: per-stage handler latency vs bare onnxruntime, and more
 	$(PY) scripts/bench.py
+	@echo
+	@echo "One inference thread, as on a Lambda function of 1769 MB or less (one vCPU):"
+	INFERENCE_THREADS=1 $(PY) scripts/bench.py
 
 events: venv ## Regenerate the API Gateway event fixtures in events/
 	$(PY) scripts/make_events.py

@@ -104,6 +104,8 @@ def main() -> None:
     ]
     rows = [bench_model(*case, repeats=args.repeats, warmup=args.warmup) for case in cases]
 
+    threads = app.settings.inference_threads or "all cores"
+    print(f"ONNX Runtime threads: {threads}; {os.cpu_count()} CPUs")
     print(f"Per image, median of {args.repeats} runs (ms); ratio = whole handler / bare session.run")
     print()
     header = ["model", "image", *STAGES, "serialise", "handler", "session.run", "ratio"]
