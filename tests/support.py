@@ -1,10 +1,15 @@
-"""Test helpers: API Gateway events from events/ and a Lambda context (imported as `support`)."""
+"""Test helpers: API Gateway events from events/, a Lambda context, a local image server (imported as `support`)."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +41,21 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 28_000
+
+
+class QuietFileHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def serve_directory(folder: Path) -> Iterator[str]:
+    """Serve the files of `folder` on 127.0.0.1 (an address the function fetches from only when allowed to)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietFileHandler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

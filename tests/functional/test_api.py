@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 import copy
 import dataclasses
-import http.server
 import io
+import ipaddress
 import json
-import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ import app
 import make_events
 import sample_images
 from lambda_vision.fetch import FetchPolicy, UrlFetcher
-from support import LambdaContext, load_event
+from support import LambdaContext, load_event, serve_directory
 
 
 @dataclasses.dataclass
@@ -374,34 +374,15 @@ def test_logs_carry_the_request_id_and_never_the_image(logs: io.StringIO, capsys
 
 
 @pytest.fixture
-def image_server() -> Iterator[str]:
-    page = sample_images.rotated_page(180)
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path != "/page.png":
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(page)))
-            self.end_headers()
-            self.wfile.write(page)
-
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def image_server(tmp_path: Path) -> Iterator[str]:
+    (tmp_path / "page.png").write_bytes(sample_images.rotated_page(180))
+    with serve_directory(tmp_path) as url:
+        yield url
 
 
 def test_url_parts_are_fetched_and_keep_their_place(monkeypatch: pytest.MonkeyPatch, image_server: str) -> None:
     policy = dataclasses.replace(
-        FetchPolicy.from_settings(app.settings), allowed_networks=(__import__("ipaddress").ip_network("127.0.0.1/32"),)
+        FetchPolicy.from_settings(app.settings), allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),)
     )
     monkeypatch.setattr(app.pipeline, "fetcher", UrlFetcher(policy))
     event = make_events.post_multipart(

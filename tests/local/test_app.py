@@ -4,11 +4,8 @@
 from __future__ import annotations
 
 import base64
-import http.server
 import io
-import threading
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -17,15 +14,9 @@ from requests_toolbelt import MultipartEncoder
 
 from local.harness import ROOT, LocalApi
 from sample_images import rotated_page
+from support import serve_directory
 
-MODELS = ROOT / "layers" / "models" / "models"
-APP = ROOT / "functions" / "inference" / "app.py"
 ORIENTATIONS = {"0", "90", "180", "270"}
-
-pytestmark = pytest.mark.skipif(
-    not APP.exists() or not (MODELS / "orientation.onnx").exists() or not (MODELS / "layout.onnx").exists(),
-    reason="needs functions/inference/app.py and the models (make models)",
-)
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +29,8 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def image_server(images: Path) -> Iterator[str]:
-    """Serves the images on 127.0.0.1, an address the function only fetches from when allowed to."""
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(images))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_directory(images) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -67,12 +67,15 @@ class InferenceResponse(BaseModel):
     timings_ms: dict[str, float]
 
 
-class ModelSummary(BaseModel):
+class ModelIdentity(BaseModel):
     name: str
     task: Literal["classification", "detection"]
     description: str
     version: str
     sha256: str
+
+
+class ModelSummary(ModelIdentity):
     loaded: bool
 
 
@@ -81,12 +84,7 @@ class ModelList(BaseModel):
     defaults: dict[str, str]
 
 
-class ModelDescription(BaseModel):
-    name: str
-    task: Literal["classification", "detection"]
-    description: str
-    version: str
-    sha256: str
+class ModelDescription(ModelIdentity):
     input: dict[str, Any]
     labels: list[str]
     decoder: str
