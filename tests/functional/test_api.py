@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import dataclasses
+import importlib
 import io
 import ipaddress
 import json
@@ -19,6 +20,7 @@ import app
 import make_events
 import sample_images
 from lambda_vision.fetch import FetchPolicy, UrlFetcher
+from lambda_vision.models import ModelStore
 from support import LambdaContext, load_event, serve_directory
 
 
@@ -401,3 +403,60 @@ def test_url_parts_are_fetched_and_keep_their_place(monkeypatch: pytest.MonkeyPa
     assert labels(results[0])[0] == "180"
     assert labels(results[1])[0] == "0"
     assert results[2]["error"]["code"] == "url_http_error"
+
+
+# -- Health and CORS ------------------------------------------------------------------------------------------
+
+
+def test_health_is_503_while_a_default_model_cannot_load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    models = app.model_store()
+    broken = {
+        name: dataclasses.replace(spec, sha256="0" * 64) if name == "layout" else spec
+        for name, spec in models.registry.specs.items()
+    }
+    registry = dataclasses.replace(models.registry, specs=broken)
+    monkeypatch.setattr(app, "store", ModelStore(registry, app.settings))
+
+    answer = invoke(load_event("health"))
+
+    assert answer.status == 503
+    assert answer.json["status"] == "unavailable"
+    assert answer.json["error"]["code"] == "model_unavailable"
+    assert "layout" in answer.json["error"]["message"]
+    detect = invoke(load_event("detect_raw"))
+    assert detect.status == 503
+    assert detect.error_code == "model_unavailable"
+
+
+@pytest.fixture
+def app_with_cors(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("CORS_ALLOW_ORIGIN", "https://app.example.com")
+    monkeypatch.setenv("PRELOAD_MODELS", "false")
+    importlib.reload(app)
+    yield app
+    monkeypatch.undo()
+    importlib.reload(app)
+
+
+def from_origin(event: dict[str, Any], origin: str) -> dict[str, Any]:
+    event["headers"]["Origin"] = origin
+    event["multiValueHeaders"]["Origin"] = [origin]
+    return event
+
+
+def test_cors_headers_come_from_settings(app_with_cors: Any) -> None:
+    answer = invoke(from_origin(load_event("models"), "https://app.example.com"))
+
+    assert answer.status == 200
+    assert answer.headers["Access-Control-Allow-Origin"] == ["https://app.example.com"]
+    refused = invoke(from_origin(load_event("unknown_model"), "https://app.example.com"))
+    assert refused.status == 404
+    assert refused.headers["Access-Control-Allow-Origin"] == ["https://app.example.com"]
+    other = invoke(from_origin(load_event("models"), "https://evil.example.net"))
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_no_cors_headers_unless_configured() -> None:
+    answer = invoke(from_origin(load_event("models"), "https://app.example.com"))
+
+    assert "Access-Control-Allow-Origin" not in answer.headers
