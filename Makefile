@@ -50,8 +50,9 @@ lint: venv ## ruff (lint and format)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-typecheck: venv ## mypy --strict
+typecheck: venv ## mypy --strict (the deployed code also as Lambda's Python 3.13 sees it)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --python-version 3.13 layers/core/python functions/inference
 
 unit: venv models ## Run the Python test suite
 	$(PY) -m pytest
