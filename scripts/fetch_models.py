@@ -9,7 +9,6 @@ running this again does nothing.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import subprocess
 import sys
 import tempfile
@@ -18,15 +17,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "layers" / "models" / "models"
+ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = ROOT / "layers" / "models" / "models"
+sys.path.insert(0, str(ROOT / "layers" / "core" / "python"))
 
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+from lambda_vision.checksums import sha256_of  # noqa: E402 - the library's folder is put on the path first
 
 
 def download_wheel(requirement: str, into: Path) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import numpy as np
 import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state
 
+from lambda_vision.checksums import sha256_of
 from lambda_vision.decoders import ClassificationDecoder, DetectionDecoder, create_decoder
 from lambda_vision.decoders.base import FloatArray
 from lambda_vision.errors import ApiError, ErrorCode
@@ -29,14 +29,6 @@ ONNXRUNTIME_ERRORS = tuple(
 )
 
 MODEL_LOAD_ERRORS: tuple[type[Exception], ...] = (ModelConfigError, ValueError, OSError, *ONNXRUNTIME_ERRORS)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
