@@ -95,6 +95,7 @@ class ModelDescription(ModelIdentity):
 class Health(BaseModel):
     status: Literal["ready", "unavailable"]
     models: dict[str, str]
+    version: str | None = Field(default=None, description="Version of lambda-vision, when ready.")
     error: ErrorDetail | None = None
 
 
