@@ -27,9 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from samlocal.events import HttpRequest, RequestIds, build_event
-from samlocal.routing import RouteTable
-from samlocal.template import read_stack
+from samlocal.offline import EventFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERHEAD_BUDGET_MS = 2.0
@@ -165,17 +163,8 @@ class _Context:
 
 
 def event_for(template: Path, case: Case) -> dict[str, Any]:
-    stack = read_stack(template)
-    match = RouteTable(stack.routes).match(case.method, case.path.split("?", 1)[0])
-    assert match is not None, case.path
-    path, _, query = case.path.partition("?")
-    request = HttpRequest(
-        case.method, path, query, [("Host", "127.0.0.1"), *case.headers.items()], case.body, "127.0.0.1"
-    )
-    api = stack.apis[match.route.api_id]
-    return build_event(
-        request, route=match.route, api=api, path_parameters=match.path_parameters, ids=RequestIds.new(), port=3000
-    )
+    headers = [("Host", "127.0.0.1"), *case.headers.items()]
+    return EventFactory(template).event(case.method, case.path, headers, case.body)
 
 
 def throughput(port: int, case: Case, clients: int, seconds: float) -> tuple[float, float]:

@@ -2,36 +2,49 @@
 
 Each event is what API Gateway hands the function for one HTTP request, so it works with
 `sam local invoke -e events/<name>.json` and with the pytest fixtures. Multipart bodies are built with
-requests-toolbelt's MultipartEncoder; bodies whose Content-Type is one of the API's binaryMediaTypes are
-base64-encoded with isBase64Encoded true, as API Gateway does. Output is deterministic.
+requests-toolbelt's MultipartEncoder; the events themselves are built by the local API's own event
+construction (scripts/samlocal), from template.yaml: its routes, stage and binary media types decide
+`resource`, `pathParameters` and whether a body arrives base64-encoded. Output is deterministic.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import fnmatch
+import functools
+import hashlib
 import json
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from PIL import Image
 from requests_toolbelt import MultipartEncoder
 
 import sample_images
+from samlocal.events import RequestIds
+from samlocal.offline import EventFactory
 
-EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
-BINARY_MEDIA_TYPES = ("multipart/form-data", "image/*", "application/octet-stream")
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS_DIR = ROOT / "events"
 BOUNDARY = "lambda-vision-fixture-boundary"
 METADATA_URL = "http://169.254.169.254/latest/meta-data/iam/security-credentials/"
-REQUEST_TIME_EPOCH = 1795305600000  # fixed, so regenerating gives the same files
+REQUEST_EPOCH = 1795305600.0  # fixed, so regenerating gives the same files
+CLIENT = {"Host": "abcdef1234.execute-api.us-east-1.amazonaws.com", "User-Agent": "curl/8.5.0", "Accept": "*/*"}
 
 
-def is_binary(content_type: str | None) -> bool:
-    media_type = (content_type or "").split(";")[0].strip().lower()
-    return any(fnmatch.fnmatchcase(media_type, pattern) for pattern in BINARY_MEDIA_TYPES)
+@functools.cache
+def event_factory() -> EventFactory:
+    """Events as the API of template.yaml receives them (routes, stage, binary media types)."""
+    return EventFactory(ROOT / "template.yaml")
+
+
+def fixed_ids(name: str) -> RequestIds:
+    digest = hashlib.sha256(f"lambda-vision/events/{name}".encode()).hexdigest()
+    request_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"lambda-vision/events/{name}"))
+    return RequestIds(request_id, f"{digest[:11]}=", f"Root=1-{int(REQUEST_EPOCH):08x}-{digest[:24]}", REQUEST_EPOCH)
 
 
 def api_gateway_event(
@@ -39,72 +52,25 @@ def api_gateway_event(
     method: str,
     path: str,
     *,
-    resource: str | None = None,
-    body: bytes | None = None,
+    body: bytes = b"",
     headers: dict[str, str] | None = None,
     query: Sequence[tuple[str, str]] = (),
-    path_parameters: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    headers = {
-        "Accept": "*/*",
-        "Host": "abcdef1234.execute-api.us-east-1.amazonaws.com",
-        "User-Agent": "curl/8.5.0",
-        "X-Forwarded-For": "203.0.113.7",
-        "X-Forwarded-Port": "443",
-        "X-Forwarded-Proto": "https",
-        **(headers or {}),
-    }
-    if body is not None:
-        headers["Content-Length"] = str(len(body))
-    binary = is_binary(headers.get("Content-Type"))
-    multi_query: dict[str, list[str]] = {}
-    for key, value in query:
-        multi_query.setdefault(key, []).append(value)
-    request_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"lambda-vision/events/{name}"))
-    resource = resource or path
-    return {
-        "resource": resource,
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {key: [value] for key, value in headers.items()},
-        "queryStringParameters": {key: values[-1] for key, values in multi_query.items()} or None,
-        "multiValueQueryStringParameters": multi_query or None,
-        "pathParameters": path_parameters,
-        "stageVariables": None,
-        "requestContext": {
-            "resourceId": "a1b2c3",
-            "resourcePath": resource,
-            "httpMethod": method,
-            "extendedRequestId": request_id[:16],
-            "requestTime": "21/Nov/2026:00:00:00 +0000",
-            "path": f"/v1{path}",
-            "accountId": "123456789012",
-            "protocol": "HTTP/1.1",
-            "stage": "v1",
-            "domainPrefix": "abcdef1234",
-            "requestTimeEpoch": REQUEST_TIME_EPOCH,
-            "requestId": request_id,
-            "identity": {
-                "cognitoIdentityPoolId": None,
-                "accountId": None,
-                "cognitoIdentityId": None,
-                "caller": None,
-                "sourceIp": "203.0.113.7",
-                "principalOrgId": None,
-                "accessKey": None,
-                "cognitoAuthenticationType": None,
-                "cognitoAuthenticationProvider": None,
-                "userArn": None,
-                "userAgent": "curl/8.5.0",
-                "user": None,
-            },
-            "domainName": "abcdef1234.execute-api.us-east-1.amazonaws.com",
-            "apiId": "abcdef1234",
-        },
-        "body": None if body is None else base64.b64encode(body).decode() if binary else body.decode("utf-8"),
-        "isBase64Encoded": binary and body is not None,
-    }
+    """The event API Gateway hands the function for this request, from a client on the internet over HTTPS."""
+    header_pairs = {**CLIENT, **(headers or {})}
+    if body:
+        header_pairs["Content-Length"] = str(len(body))
+    target = f"{path}?{urlencode(query)}" if query else path
+    return event_factory().event(
+        method,
+        target,
+        list(header_pairs.items()),
+        body,
+        ids=fixed_ids(name),
+        source_ip="203.0.113.7",
+        port=443,
+        scheme="https",
+    )
 
 
 def multipart(fields: Sequence[tuple[str, Any]]) -> tuple[bytes, str]:
@@ -178,9 +144,7 @@ def build_events() -> dict[str, dict[str, Any]]:
         ),
         # Models and health
         "models": api_gateway_event("models", "GET", "/models"),
-        "model_layout": api_gateway_event(
-            "model_layout", "GET", "/models/layout", resource="/models/{name}", path_parameters={"name": "layout"}
-        ),
+        "model_layout": api_gateway_event("model_layout", "GET", "/models/layout"),
         "health": api_gateway_event("health", "GET", "/health"),
         # Bad input: whole-request errors
         "bad_multipart_no_boundary": post("bad_multipart_no_boundary", "/predict", b"--x\r\n", "multipart/form-data"),

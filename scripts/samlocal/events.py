@@ -139,15 +139,16 @@ def build_event(
     path_parameters: Mapping[str, str],
     ids: RequestIds,
     port: int,
+    scheme: str = "http",
 ) -> dict[str, Any]:
-    """The REST API (payload 1.0) Lambda proxy event for one request."""
+    """The REST API (payload 1.0) Lambda proxy event for one request, received on `port` over `scheme`."""
     forwarded_for = request.header("X-Forwarded-For")
     header_pairs = [pair for pair in request.headers if pair[0].lower() not in _GATEWAY_HEADERS]
     header_pairs += [
         ("X-Amzn-Trace-Id", ids.trace_id),
         ("X-Forwarded-For", f"{forwarded_for}, {request.source_ip}" if forwarded_for else request.source_ip),
         ("X-Forwarded-Port", str(port)),
-        ("X-Forwarded-Proto", "http"),
+        ("X-Forwarded-Proto", scheme),
     ]
     headers, multi_headers = group_values(header_pairs, case_insensitive=True)
     query, multi_query = group_values(parse_qsl(request.query, keep_blank_values=True), case_insensitive=False)
