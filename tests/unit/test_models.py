@@ -18,10 +18,11 @@ import pytest
 from moto import mock_aws
 from PIL import Image, ImageDraw, ImageFont
 
+from lambda_vision.checksums import sha256_of
 from lambda_vision.errors import ApiError, ErrorCode
 from lambda_vision.fetch import FetchPolicy, UrlFetcher
 from lambda_vision.inputs import ImageInput
-from lambda_vision.models import LoadedModel, ModelStore, sha256_of
+from lambda_vision.models import LoadedModel, ModelStore
 from lambda_vision.pipeline import Pipeline
 from lambda_vision.registry import ModelRegistry, Task
 from lambda_vision.settings import Settings
