@@ -140,9 +140,15 @@ def test_the_models_layer_build_names_a_missing_or_altered_model(
     # The layer's Makefile, as sam build runs it, on a project whose models.toml names a model of the user's.
     project = tmp_path / "project"
     (project / "layers/models/models").mkdir(parents=True)
-    (project / "scripts").mkdir()
-    (project / "layers/models/Makefile").write_text((ROOT / "layers/models/Makefile").read_text())
-    (project / "scripts/fetch_models.py").write_text((ROOT / "scripts/fetch_models.py").read_text())
+    needed = [
+        "layers/models/Makefile",
+        "scripts/fetch_models.py",
+        "layers/core/python/lambda_vision/__init__.py",
+        "layers/core/python/lambda_vision/checksums.py",
+    ]
+    for name in needed:
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text((ROOT / name).read_text())
     (project / "layers/models/models/models.toml").write_text(MODELS_LAYER_TOML.format(sha="0" * 64))
     if content is not None:
         (project / "layers/models/models/mine.onnx").write_bytes(content)
