@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
+from lambda_vision import preprocess
 from lambda_vision.preprocess import Geometry, Preprocessor
 from lambda_vision.registry import ModelSpec, parse_model
 
@@ -313,3 +314,29 @@ def test_mapped_boxes_never_leave_the_image(
     assert np.all(mapped[:, 0::2] <= width)
     assert np.all(mapped[:, 1::2] >= 0)
     assert np.all(mapped[:, 1::2] <= height)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"size": [608, 800], "resize": "stretch"},
+        {"size": [640, 640], "resize": "letterbox"},
+        {"size": [224, 224], "resize": "short_side", "short_side": 256, "layout": "NHWC", "color_order": "BGR"},
+    ],
+)
+def test_a_large_image_resized_in_threaded_bands_matches_one_whole_resize(
+    fields: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pixels = np.random.default_rng(7).integers(0, 256, size=(1300, 1700, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels)
+    preprocessor = Preprocessor(spec(**fields))
+
+    monkeypatch.setattr(preprocess, "BANDS", 1)
+    whole, _ = preprocessor(image, 1700, 1300)
+    monkeypatch.setattr(preprocess, "BANDS", 3)
+    banded, _ = preprocessor(image, 1700, 1300)
+
+    # The same resampling, up to the rounding of a band's box: at most one grey level, on a few pixels.
+    difference = np.abs(banded - whole)
+    assert difference.max() <= 1.01 * float(preprocessor._multiplier.max())
+    assert np.count_nonzero(difference) <= 0.001 * difference.size
