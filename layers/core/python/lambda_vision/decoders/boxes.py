@@ -52,3 +52,14 @@ def clip_boxes(boxes: FloatArray, width: int, height: int) -> FloatArray:
     np.clip(boxes[:, 0::2], 0, width, out=boxes[:, 0::2])
     np.clip(boxes[:, 1::2], 0, height, out=boxes[:, 1::2])
     return boxes
+
+
+def above_threshold(
+    scores: FloatArray, threshold: float
+) -> tuple[npt.NDArray[np.intp], FloatArray, npt.NDArray[np.int64]]:
+    """Rows of `scores` [N, classes] whose best class scores above the threshold: their indices, best score
+    and class. (A row-wise max over a short axis is slow in numpy; a flat comparison finds the few rows.)"""
+    flat = np.flatnonzero(scores > threshold)
+    rows = np.unique(flat // scores.shape[1])
+    candidates = scores[rows]
+    return rows, candidates.max(axis=1), candidates.argmax(axis=1).astype(np.int64)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from lambda_vision.decoders.base import DetectionDecoder, Detections, FloatArray
-from lambda_vision.decoders.boxes import clip_boxes
+from lambda_vision.decoders.boxes import above_threshold, clip_boxes
 from lambda_vision.decoders.classification import softmax
 
 
@@ -50,17 +50,15 @@ class PicoDetDecoder(DetectionDecoder):
         for image in range(batch):
             boxes, scores, class_ids = [], [], []
             for level, stride in enumerate(self.strides):
-                level_scores = outputs[level][image]
-                best = level_scores.max(axis=1)
-                cells = np.nonzero(best > score_threshold)[0]
+                cells, best, classes = above_threshold(outputs[level][image], score_threshold)
                 if cells.size == 0:
                     continue
                 distribution = outputs[levels + level][image][cells].reshape(-1, 4, self.bins)
                 distances = softmax(distribution) @ self._bin_values * stride  # [cells, 4]: left, top, right, bottom
                 centers = self._cell_centers(width, height, stride)[cells]
                 boxes.append(np.concatenate([centers - distances[:, :2], centers + distances[:, 2:]], axis=1))
-                scores.append(best[cells])
-                class_ids.append(level_scores[cells].argmax(axis=1))
+                scores.append(best)
+                class_ids.append(classes)
             if not boxes:
                 results.append(Detections.empty())
                 continue

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from lambda_vision.decoders.base import DetectionDecoder, Detections, FloatArray
-from lambda_vision.decoders.boxes import clip_boxes
+from lambda_vision.decoders.boxes import above_threshold, clip_boxes
 
 
 class YoloV8Decoder(DetectionDecoder):
@@ -41,19 +41,11 @@ class YoloV8Decoder(DetectionDecoder):
         width, height = input_size
         results = []
         for rows in prediction:
-            class_scores = rows[:, 4:]
-            best = class_scores.max(axis=1)
-            keep = np.nonzero(best > score_threshold)[0]
+            keep, best, class_ids = above_threshold(rows[:, 4:], score_threshold)
             if keep.size == 0:
                 results.append(Detections.empty())
                 continue
             cx, cy, w, h = (rows[keep, i] for i in range(4))
             boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
-            results.append(
-                Detections(
-                    clip_boxes(boxes, width, height),
-                    best[keep].astype(np.float32),
-                    class_scores[keep].argmax(axis=1).astype(np.int64),
-                )
-            )
+            results.append(Detections(clip_boxes(boxes, width, height), best.astype(np.float32), class_ids))
         return results
