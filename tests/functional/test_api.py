@@ -202,6 +202,20 @@ def test_boxes_are_in_original_pixels_of_each_image() -> None:
     assert iou(figure_turned, turned) > 0.7
 
 
+def test_detection_takes_json_bodies_too() -> None:
+    page, layout = sample_images.render_page()
+    document = {"images": [{"base64": base64.b64encode(sample_images.encode(page)).decode(), "name": "page.png"}]}
+    event = make_events.post_json("detect_json", "/object_detection", document)
+
+    answer = invoke(event)
+
+    assert answer.status == 200
+    (result,) = answer.json["results"]
+    assert result["source"] == "page.png"
+    figure = next(box(d) for d in result["detections"] if d["label"] == "figure")
+    assert iou(figure, layout.figure) > 0.7
+
+
 def test_accept_image_jpeg_returns_the_picture_with_its_boxes() -> None:
     answer = invoke(load_event("detect_annotated"))
 
