@@ -18,7 +18,7 @@ PORT ?= 3000
 
 -include scripts/make/*.mk
 
-.PHONY: help venv sam-cli models test unit lint typecheck bench serve events clean
+.PHONY: help venv sam-cli models check-python313 test unit lint typecheck bench serve events clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ bench: venv models $(BENCHES) ## Benchmarks: per-stage handler latency vs bare o
 	@echo
 	@echo "One inference thread, as on a Lambda function of 1769 MB or less (one vCPU):"
 	INFERENCE_THREADS=1 $(PY) scripts/bench.py
+
+check-python313: ## Run the x86_64 build on CPython 3.13 in a Debian chroot (Linux, root; not in make test)
+	scripts/check_python313
 
 events: venv ## Regenerate the API Gateway event fixtures in events/
 	$(PY) scripts/make_events.py
