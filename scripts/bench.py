@@ -9,6 +9,8 @@ everything around the model. Target: at most 1.10 for the layout model on a 2-me
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import statistics
@@ -62,7 +64,8 @@ def bench_model(name: str, route: str, image: bytes, label: str, *, repeats: int
         model.session.run(None, feed)
         bare = time.perf_counter() - start
         start = time.perf_counter()
-        response = app.lambda_handler(dict(event), Context())
+        with contextlib.redirect_stdout(io.StringIO()):  # the cold-start metric line
+            response = app.lambda_handler(dict(event), Context())
         handler = time.perf_counter() - start
         assert response["statusCode"] == 200, response["body"][:300]
         body = json.loads(response["body"])
