@@ -116,7 +116,10 @@ def main() -> None:
     print("|" + "|".join("---" for _ in header) + "|")
     for row in rows:
         cells = [row["model"], row["image"]]
-        cells += [f"{row[key]:.1f}" for key in (*STAGES, "serialise", "handler", "session.run")]
+        cells += [
+            f"{row[key]:.2f}" if key == "serialise" else f"{row[key]:.1f}"
+            for key in (*STAGES, "serialise", "handler", "session.run")
+        ]
         cells.append(f"{row['ratio']:.3f}")
         print("| " + " | ".join(cells) + " |")
     layout = rows[0]
