@@ -219,13 +219,14 @@ def object_detection(
 
 
 def annotated_image(model: LoadedModel, result: ImageResult, media_type: str) -> Response[str]:
-    if result.error is not None or result.detections is None:
+    if result.error is not None or result.detections is None or result.decoded is None:
         error = result.error
         code, message = (error.code, error.message) if error else (ErrorCode.IMAGE_UNDECODABLE, "No image")
         raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, code, message)
-    data = pipeline.image_bytes(result)
-    full = decode_image(data, settings.max_image_pixels)  # at full size: the first decode may have been reduced
-    picture = draw_detections(full.image, result.detections, model.labels)
+    decoded = result.decoded
+    if decoded.image.size != (decoded.width, decoded.height):  # a reduced JPEG decode: the boxes need full size
+        decoded = decode_image(pipeline.image_bytes(result), settings.max_image_pixels)
+    picture = draw_detections(decoded.image, result.detections, model.labels)
     # Encoded here rather than returned as bytes, which response validation would try to read as text.
     response = Response(
         status_code=int(HTTPStatus.OK),

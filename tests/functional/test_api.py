@@ -474,3 +474,16 @@ def test_no_cors_headers_unless_configured() -> None:
     answer = invoke(from_origin(load_event("models"), "https://app.example.com"))
 
     assert "Access-Control-Allow-Origin" not in answer.headers
+
+
+def test_an_annotated_jpeg_that_was_decoded_reduced_is_drawn_at_full_size() -> None:
+    page = sample_images.large_jpeg()  # 1224x1632: decoded at 1/2 for the 608x800 network
+    event = make_events.post(
+        "annotated_large", "/object_detection", page, "image/jpeg", headers={"Accept": "image/png"}
+    )
+
+    answer = invoke(event)
+
+    assert answer.status == 200
+    assert answer.content_type == "image/png"
+    assert Image.open(io.BytesIO(base64.b64decode(answer.raw["body"]))).size == (1224, 1632)
