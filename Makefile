@@ -23,14 +23,16 @@ PORT ?= 3000
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+# The local emulator (samlocal/) is a package of its own, installed editable: `samlocal` on the PATH of .venv.
+$(VENV)/.installed: pyproject.toml samlocal/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=/path/to/python3.11" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check "pip==$(PIP_VERSION)"
 	$(PY) -m pip install --quiet --disable-pip-version-check --group dev
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --editable ./samlocal
 	touch $@
 
-venv: $(VENV)/.installed ## Create the development virtual environment
+venv: $(VENV)/.installed ## Create the development virtual environment (with samlocal installed)
 
 # SAM CLI pins exact versions of boto3, click, Flask...: it gets a virtual environment of its own.
 $(SAM_VENV)/.installed: pyproject.toml
@@ -53,6 +55,7 @@ lint: venv ## ruff (lint and format)
 typecheck: venv ## mypy --strict (the deployed code also as Lambda's Python 3.13 sees it)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --python-version 3.13 layers/core/python functions/inference
+	cd samlocal && ../$(VENV)/bin/mypy
 
 unit: venv models ## Run the Python test suite
 	$(PY) -m pytest

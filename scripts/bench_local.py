@@ -1,11 +1,11 @@
-"""How much the local API (scripts/samlocal) adds over calling a handler directly, and its throughput.
+"""How much the local API (samlocal/) adds over calling a handler directly, and its throughput.
 
 For each case the same request is answered two ways: by calling the handler in this process with the event
-the emulator builds, and over HTTP through `python -m samlocal` (gateway, Runtime API, awslambdaric worker
+the emulator builds, and over HTTP through `samlocal start-api` (gateway, Runtime API, awslambdaric worker
 and back) on a keep-alive connection. The overhead is the difference of the medians; the budget is 2 ms.
 Throughput is measured with 1, 4 and 16 concurrent clients, each on its own connection.
 
-    PYTHONPATH=scripts .venv/bin/python scripts/bench_local.py [--requests 2000] [--seconds 3]
+    .venv/bin/python scripts/bench_local.py [--requests 2000] [--seconds 3]
 """
 
 from __future__ import annotations
@@ -77,10 +77,9 @@ def percentile(samples: list[float], fraction: float) -> float:
 
 def start_emulator(template: Path, pool_size: int) -> tuple[subprocess.Popen[bytes], int, Path]:
     log = Path(tempfile.mkstemp(prefix="bench-local-", suffix=".log")[1])
-    command = [sys.executable, "-m", "samlocal", "-t", str(template), "-p", "0", "--quiet", "--no-reload"]
+    command = [sys.executable, "-m", "samlocal", "start-api", "-t", str(template), "-p", "0", "--quiet", "--no-reload"]
     command += ["--pool-size", str(pool_size), "--warm-containers", "eager"]
-    environment = {**os.environ, "PYTHONPATH": str(ROOT / "scripts")}
-    process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         match = re.search(r"Serving \S+ on http://[^:]+:(\d+)", log.read_text())

@@ -3,7 +3,7 @@
 Each event is what API Gateway hands the function for one HTTP request, so it works with
 `sam local invoke -e events/<name>.json` and with the pytest fixtures. Multipart bodies are built with
 requests-toolbelt's MultipartEncoder; the events themselves are built by the local API's own event
-construction (scripts/samlocal), from template.yaml: its routes, stage and binary media types decide
+construction (samlocal/), from template.yaml: its routes, stage and binary media types decide
 `resource`, `pathParameters` and whether a body arrives base64-encoded. Output is deterministic.
 """
 

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 from requests_toolbelt import MultipartEncoder
 
-from local.harness import ROOT, LocalApi
+from samlocal.testing import LocalApi
 from sample_images import rotated_page
-from support import serve_directory
+from support import ROOT, serve_directory
 
 ORIENTATIONS = {"0", "90", "180", "270"}
 

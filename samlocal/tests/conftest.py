@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from local.harness import TEMPLATES, LocalApi
+from samlocal.testing import LocalApi
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 ENV_VARS = {
     "Parameters": {"FROM_ENV_VARS": "everyone", "GREETING": "overridden for every function"},

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from local.harness import HERE, LocalApi
+from samlocal.testing import LocalApi
+
+HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture

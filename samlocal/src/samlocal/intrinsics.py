@@ -101,16 +101,18 @@ class Resolver:
         self.base_dir = base_dir
         self.resources: Mapping[str, Any] = template.get("Resources") or {}
         self.mappings: Mapping[str, Any] = template.get("Mappings") or {}
+        self.warnings: list[str] = []
         self.parameters = self._parameter_values(template.get("Parameters") or {}, parameter_overrides or {})
         self._attribute = attribute or self.placeholder_attribute
         self._conditions: dict[str, bool] = {}
         self._condition_definitions: Mapping[str, Any] = template.get("Conditions") or {}
 
-    @staticmethod
-    def _parameter_values(declared: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, Any]:
+    def _parameter_values(self, declared: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, Any]:
         unknown = set(overrides) - set(declared)
-        if unknown:
-            raise TemplateError(f"parameter overrides for undeclared parameters: {', '.join(sorted(unknown))}")
+        if unknown:  # SAM CLI ignores them too
+            self.warnings.append(
+                f"parameter overrides for undeclared parameters are ignored: {', '.join(sorted(unknown))}"
+            )
         values: dict[str, Any] = {}
         for name, declaration in declared.items():
             spec = declaration if isinstance(declaration, Mapping) else {}

@@ -142,7 +142,7 @@ class TemplateReader:
         self.resolver = Resolver(document, self.base_dir, parameter_overrides, self._attribute)
         self.resources: Mapping[str, Any] = document["Resources"]
         self.globals: Mapping[str, Any] = document.get("Globals") or {}
-        self.warnings: list[str] = []
+        self.warnings: list[str] = self.resolver.warnings
 
     def _attribute(self, logical_id: str, attribute: str) -> str:
         resource = self.resources.get(logical_id) or {}

@@ -1,7 +1,7 @@
 """The events of samlocal against SAM CLI's own event construction (samcli.local.apigw), for the same
 requests on the same routes.
 
-SAM CLI builds its events in a Flask request; tests/local/sam_reference.py runs that code under SAM CLI's
+SAM CLI builds its events in a Flask request; sam_reference.py (beside this file) runs that code under SAM CLI's
 interpreter (.venv-sam) for each request the emulator received, and the two events are compared field by
 field. Where SAM CLI knowingly differs from API Gateway, samlocal follows API Gateway and the comparison
 leaves the field out (see IGNORED_HEADERS and the requestContext fields compared).
@@ -11,18 +11,24 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from requests_toolbelt import MultipartEncoder
 
-from local.harness import ROOT, TEMPLATES, LocalApi
 from samlocal.template import read_stack
+from samlocal.testing import LocalApi
 
-SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+
+# SAM CLI lives in a virtual environment of its own (the project's `make sam-cli`), or wherever SAM_CLI_PYTHON says.
+SAM_PYTHON = Path(os.environ.get("SAM_CLI_PYTHON") or HERE.parents[1] / ".venv-sam" / "bin" / "python")
 # API Gateway adds these (SAM CLI does not add the first two); the proxy's own are compared below.
 IGNORED_HEADERS = {"x-amzn-trace-id", "x-forwarded-for"}
 COMPARED_CONTEXT = ("resourcePath", "httpMethod", "stage", "protocol", "accountId", "operationName", "domainName")
@@ -113,7 +119,7 @@ def pairs(api: LocalApi) -> Iterator[list[tuple[dict[str, Any], dict[str, Any]]]
         "requests": observed,
     }
     completed = subprocess.run(
-        [str(SAM_PYTHON), str(ROOT / "tests" / "local" / "sam_reference.py")],
+        [str(SAM_PYTHON), str(HERE / "sam_reference.py")],
         input=json.dumps(document),
         capture_output=True,
         text=True,

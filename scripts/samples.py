@@ -1,6 +1,6 @@
 """Sample inputs for trying the local API with curl (`make sample-images`): images and an env-vars file.
 
-    PYTHONPATH=scripts .venv/bin/python -m samlocal.samples .build/samples
+    .venv/bin/python scripts/samples.py .build/samples
 
 Writes page.png (an upright rendered document page), turned.jpg (the same page turned a quarter
 counter-clockwise), photo.jpg (a portrait photo) and local-urls.json, an --env-vars file that lets the

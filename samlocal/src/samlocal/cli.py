@@ -1,10 +1,11 @@
-"""`python -m samlocal`: `sam local start-api` without Docker.
+"""`samlocal start-api` (also `python -m samlocal`): `sam local start-api` without Docker.
 
-    PYTHONPATH=scripts .venv/bin/python -m samlocal -t template.yaml -p 3000 --env-vars env.json
+    samlocal start-api -t template.yaml -p 3000 --env-vars env.json
 
-Options follow `sam local start-api` where they exist (--template/-t, --port/-p, --host, --env-vars/-n,
---parameter-overrides, --warm-containers, --debug); --pool-size, --integration-timeout and --no-reload are
-this emulator's own.
+Options are SAM CLI's (--template/-t, --port/-p, --host, --env-vars/-n, --parameter-overrides,
+--warm-containers, --disable-authorizer, --config-file, --config-env, --region, --profile, --log-file/-l,
+--debug); options that only concern containers are accepted and reported as having no effect.
+--pool-size, --integration-timeout, --no-reload and --quiet are this emulator's own.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+from samlocal import __version__
+from samlocal.config import ConfigError, read_config
 from samlocal.console import Console
 from samlocal.gateway import DEFAULT_INTEGRATION_TIMEOUT, Gateway, GatewayServer
 from samlocal.intrinsics import TemplateError
@@ -70,33 +74,64 @@ def _pool_sizes(values: Sequence[str], stack: Stack) -> dict[str, int]:
     return {logical_id: sizes.get(logical_id, default) for logical_id in stack.functions}
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+# SAM CLI options that only make sense with containers: accepted, so a command line or a samconfig.toml
+# written for `sam local start-api` works unchanged, and reported as having no effect.
+_CONTAINER_OPTIONS = (
+    ("--debug-port", "-d"),
+    ("--debugger-path",),
+    ("--debug-args",),
+    ("--debug-function",),
+    ("--container-env-vars",),
+    ("--docker-volume-basedir", "-v"),
+    ("--docker-network",),
+    ("--layer-cache-basedir",),
+    ("--container-host",),
+    ("--container-host-interface",),
+    ("--add-host",),
+    ("--invoke-image",),
+    ("--hook-name",),
+    ("--terraform-plan-file",),
+)
+_CONTAINER_FLAGS = ("--skip-pull-image", "--force-image-build", "--shutdown", "--skip-prepare-infra", "--save-params")
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="samlocal",
-        description="Serve the API Gateway REST API of a SAM template locally, without Docker, "
+        description="sam local, without Docker: the APIs of a SAM or CloudFormation template served locally "
         "with real Lambda runtime workers.",
     )
-    parser.add_argument("-t", "--template", type=Path, default=Path("template.yaml"), help="SAM template")
-    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="address to listen on")
-    parser.add_argument("-p", "--port", type=int, default=int(os.environ.get("PORT", "3000")), help="0: any free port")
+    parser.add_argument("--version", action="version", version=f"samlocal {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    start_api = commands.add_parser(
+        "start-api",
+        help="serve the template's API Gateway APIs (sam local start-api)",
+        description="Serve the API Gateway APIs of a SAM template locally, without Docker, "
+        "with real Lambda runtime workers.",
+    )
+    add_start_api_options(start_api)
+    return parser
+
+
+def add_start_api_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-t", "--template", "--template-file", type=Path, help="SAM template (default template.yaml)")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1, or HOST)")
+    parser.add_argument("-p", "--port", type=int, help="port (default 3000, or PORT); 0 picks a free one")
     parser.add_argument(
         "-n", "--env-vars", type=Path, help='JSON environment variables: {"Parameters": {..}, "<Function>": {..}}'
     )
-    parser.add_argument(
-        "--parameter-overrides", action="append", default=[], metavar="NAME=VALUE", help="template parameters"
-    )
+    parser.add_argument("--parameter-overrides", action="append", metavar="NAME=VALUE", help="template parameters")
     parser.add_argument(
         "--pool-size",
         action="append",
-        default=[],
         metavar="N|FUNCTION=N",
         help=f"execution environments per function, each serving one request at a time (default {DEFAULT_POOL_SIZE})",
     )
     parser.add_argument(
         "--warm-containers",
+        type=str.lower,
         choices=("eager", "lazy"),
-        default="lazy",
-        help="eager: start one environment per function at start-up; lazy: on the first request (cold start)",
+        help="eager: start one environment per function at start-up; lazy (default): on the first request",
     )
     parser.add_argument(
         "--integration-timeout",
@@ -105,10 +140,71 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="API Gateway's integration timeout "
         f"(default: the route's timeoutInMillis, else {DEFAULT_INTEGRATION_TIMEOUT:g})",
     )
-    parser.add_argument("--no-reload", action="store_true", help="do not watch the code for changes")
-    parser.add_argument("--quiet", action="store_true", help="no access log and no function output")
-    parser.add_argument("--debug", action="store_true", help="log each event, environment start and HTTP exchange")
-    return parser.parse_args(argv)
+    parser.add_argument("--disable-authorizer", action="store_true", default=None, help="do not run authorizers")
+    parser.add_argument("--config-file", type=Path, help="SAM CLI configuration file (default samconfig.toml)")
+    parser.add_argument("--config-env", help="environment of the configuration file (default 'default')")
+    parser.add_argument("--region", help="AWS_REGION of the functions (default us-east-1)")
+    parser.add_argument("--profile", help="AWS_PROFILE of the functions")
+    parser.add_argument("-l", "--log-file", type=Path, help="write the console to this file")
+    parser.add_argument("--no-reload", action="store_true", default=None, help="do not watch the code for changes")
+    parser.add_argument("--quiet", action="store_true", default=None, help="no access log and no function output")
+    parser.add_argument(
+        "--debug", action="store_true", default=None, help="log each event, environment start and HTTP exchange"
+    )
+    for names in _CONTAINER_OPTIONS:
+        parser.add_argument(*names, dest=_dest(names[0]), action="append", help=argparse.SUPPRESS)
+    for flag in _CONTAINER_FLAGS:
+        parser.add_argument(flag, dest=_dest(flag), action="store_true", default=None, help=argparse.SUPPRESS)
+
+
+def _dest(option: str) -> str:
+    return option.lstrip("-").replace("-", "_")
+
+
+_DEFAULTS: dict[str, Any] = {
+    "template": Path("template.yaml"),
+    "parameter_overrides": [],
+    "pool_size": [],
+    "warm_containers": "lazy",
+    "disable_authorizer": False,
+    "no_reload": False,
+    "quiet": False,
+    "debug": False,
+}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """`samlocal start-api [options]`; `samlocal [options]` is start-api too. Values come from the command line,
+    then the configuration file (as SAM CLI reads samconfig.toml), then the defaults."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not arguments or arguments[0] not in {"start-api", "-h", "--help", "--version"}:
+        arguments.insert(0, "start-api")
+    args = build_parser().parse_args(arguments)
+    try:
+        configured = read_config(args.config_file, args.config_env, "local_start_api", args.template)
+    except ConfigError as error:
+        raise SystemExit(f"samlocal: {error}") from error
+    for name, value in configured.items():
+        if getattr(args, name, None) is None and hasattr(args, name):
+            setattr(args, name, value)
+    for name, value in _DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    for name in ("parameter_overrides", "pool_size"):  # a string in a configuration file, a list on the command line
+        value = getattr(args, name)
+        setattr(args, name, [value] if isinstance(value, str) else [str(item) for item in value])
+    args.host = args.host or os.environ.get("HOST", "127.0.0.1")
+    args.port = int(os.environ.get("PORT", "3000")) if args.port is None else int(args.port)
+    args.template = Path(args.template)
+    args.warm_containers = str(args.warm_containers).lower()
+    if args.env_vars is not None:
+        args.env_vars = Path(args.env_vars)
+    args.ignored_options = sorted(
+        "--" + name.replace("_", "-")
+        for name in [_dest(names[0]) for names in _CONTAINER_OPTIONS] + [_dest(flag) for flag in _CONTAINER_FLAGS]
+        if getattr(args, name, None)
+    )
+    return args
 
 
 class LocalApi:
@@ -119,6 +215,10 @@ class LocalApi:
         self.console = console
         self.stack = read_stack(args.template, _parameter_overrides(args.parameter_overrides))
         env_vars = read_env_vars(args.env_vars)
+        platform = {"AWS_REGION": args.region, "AWS_PROFILE": args.profile}
+        given = {name: value for name, value in platform.items() if value}
+        if given:  # below the function's own --env-vars, above the template
+            env_vars = {**env_vars, "Parameters": {**given, **env_vars.get("Parameters", {})}}
         self.opt_dirs = OptDirs()
         sizes = _pool_sizes(args.pool_size, self.stack)
         self.pools = {
@@ -151,6 +251,7 @@ class LocalApi:
     def describe(self) -> str:
         lines = [f"Serving {self.stack.template_path.name} on {self.url} (no Docker)"]
         lines += [f"  warning: {warning}" for warning in self.stack.warnings]
+        lines += [f"  warning: {option} has no effect: there are no containers" for option in self.args.ignored_options]
         for api in self.stack.apis.values():
             lines.append(
                 f"  {api.logical_id} (stage {api.stage_name}, binary media types: "
@@ -215,7 +316,8 @@ def _relative(path: Path) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    console = Console(debug=args.debug, quiet=args.quiet)
+    log_file = args.log_file.open("a", encoding="utf-8") if args.log_file else None
+    console = Console(log_file, debug=args.debug, quiet=args.quiet)
     try:
         local_api = LocalApi(args, console)
     except (TemplateError, EnvVarsError, argparse.ArgumentTypeError) as error:

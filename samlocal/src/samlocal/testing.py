@@ -1,4 +1,13 @@
-"""Starts `python -m samlocal` as a developer would, on a free port, and talks HTTP to it."""
+"""A local API for tests: `samlocal start-api` in a process of its own, on a free port, spoken to over HTTP.
+
+from samlocal.testing import LocalApi
+
+api = LocalApi(Path("template.yaml"), tmp_path / "console.log", "--warm-containers", "eager")
+try:
+    assert api.get("/health").status_code == 200
+finally:
+    api.close()
+"""
 
 from __future__ import annotations
 
@@ -14,26 +23,36 @@ from typing import Any
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
-TEMPLATES = HERE / "templates"
 _SERVING = re.compile(r"Serving \S+ on (http://\S+)")
 
 
 class LocalApi:
     """A running emulator; its console output is kept in a file (`output()`), its URL in `url`."""
 
-    def __init__(self, template: Path, log_path: Path, *args: str, env_vars: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        template: Path,
+        log_path: Path,
+        *args: str,
+        env_vars: dict[str, Any] | None = None,
+        cwd: Path | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> None:
         self.template = template
         self.log_path = log_path
-        command = [sys.executable, "-m", "samlocal", "--template", str(template), "--port", "0", *args]
+        command = [sys.executable, "-m", "samlocal", "start-api", "--template", str(template), "--port", "0", *args]
         if env_vars is not None:
             env_file = log_path.with_suffix(".env.json")
             env_file.write_text(json.dumps(env_vars))
             command += ["--env-vars", str(env_file)]
-        environment = {**os.environ, "PYTHONPATH": str(ROOT / "scripts")}
         self._log = log_path.open("wb")
-        self.process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command,
+            cwd=cwd or template.resolve().parent,
+            env={**os.environ, **(environ or {})},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         self.url = self._wait_for_url()
         self.session = requests.Session()
 

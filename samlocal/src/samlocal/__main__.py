@@ -1,4 +1,4 @@
-"""`python -m samlocal`: serve the API of a SAM template locally."""
+"""`python -m samlocal`: the `samlocal` command."""
 
 from samlocal.cli import main
 

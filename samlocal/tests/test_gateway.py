@@ -13,13 +13,14 @@ import signal
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from requests_toolbelt import MultipartEncoder
 
-from local.harness import ROOT, LocalApi
+from samlocal.testing import LocalApi
 
 BYTES = bytes(range(256))
 PNG = base64.b64decode(
@@ -329,7 +330,7 @@ class TestExecutionEnvironments:
         assert environment["DATA_ROOT"].endswith("/EchoFunction")
         assert body["data"] == "hello from /opt/data"
         assert body["layer"] == "hello from the shared layer"
-        assert body["cwd"] == str(ROOT / "tests" / "local" / "functions" / "echo")
+        assert body["cwd"] == str(Path(__file__).resolve().parent / "functions" / "echo")
 
     def test_the_routes_are_printed_at_start_up(self, api: LocalApi) -> None:
         output = api.output()
