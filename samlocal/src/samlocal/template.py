@@ -70,6 +70,9 @@ class Route:
     operation_name: str | None = None
     timeout_ms: int | None = None  # the integration's timeoutInMillis
     api_key_required: bool = False  # any x-api-key value is accepted locally
+    # What authorizers read: the event's resolved `Auth` property, the OpenAPI operation's `security`.
+    auth: Mapping[str, Any] | None = None
+    security: Any = None
 
 
 @dataclass
@@ -79,6 +82,11 @@ class Api:
     binary_media_types: list[str] = field(default_factory=list)
     stage_variables: dict[str, str] = field(default_factory=dict)
     routes: list[Route] = field(default_factory=list)
+    kind: str = "REST"  # REST (AWS::Serverless::Api) or HTTP (AWS::Serverless::HttpApi)
+    # The resource's resolved Properties (Globals merged) and its OpenAPI definition: Auth, Cors,
+    # GatewayResponses and security schemes are read from them.
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    definition: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -249,6 +257,7 @@ class TemplateReader:
             properties = self.resolver.resolve(_merge_globals(global_api, resource.get("Properties") or {}))
             api = self._api(logical_id, properties)
             definition = self._definition(logical_id, properties)
+            api.definition = definition
             if definition is not None:
                 api.binary_media_types += [
                     _media_type(str(item)) for item in definition.get("x-amazon-apigateway-binary-media-types") or []
@@ -268,6 +277,7 @@ class TemplateReader:
             stage_name=stage,
             binary_media_types=[_media_type(str(item)) for item in properties.get("BinaryMediaTypes") or []],
             stage_variables={str(key): _as_text(value) for key, value in variables.items()},
+            properties=properties,
         )
 
     def _definition(self, logical_id: str, properties: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -319,6 +329,7 @@ class TemplateReader:
                         operation_name=operation.get("operationId"),
                         timeout_ms=int(timeout) if timeout is not None else None,
                         api_key_required=_needs_api_key(operation.get("security", definition.get("security")), keys),
+                        security=operation.get("security", definition.get("security")),
                     )
                 )
         return routes
@@ -366,6 +377,7 @@ class TemplateReader:
                         function_id=function_id,
                         api_id=api_id,
                         api_key_required=str(auth.get("ApiKeyRequired", "")).lower() == "true",
+                        auth=auth or None,
                     )
                 )
 
@@ -421,6 +433,8 @@ def _deduplicate(api: Api, warnings: list[str]) -> list[Route]:
                 operation_name=previous.operation_name or route.operation_name,
                 timeout_ms=previous.timeout_ms if previous.timeout_ms is not None else route.timeout_ms,
                 api_key_required=previous.api_key_required or route.api_key_required,
+                auth=previous.auth or route.auth,
+                security=previous.security if previous.security is not None else route.security,
             )
     return list(seen.values())
 
