@@ -23,16 +23,18 @@ PORT ?= 3000
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-# The local emulator (samlocal/) is a package of its own, installed editable: `samlocal` on the PATH of .venv.
+# The local emulator (samlocal/) is a package of its own and the command line (cli/) is this project's: both are
+# installed editable, `samlocal` and `lambda-vision` on the PATH of .venv.
 $(VENV)/.installed: pyproject.toml samlocal/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=/path/to/python3.11" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check "pip==$(PIP_VERSION)"
 	$(PY) -m pip install --quiet --disable-pip-version-check --group dev
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --editable ./samlocal
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --editable .
 	touch $@
 
-venv: $(VENV)/.installed ## Create the development virtual environment (with samlocal installed)
+venv: $(VENV)/.installed ## Create the development virtual environment (with samlocal and lambda-vision installed)
 
 # SAM CLI pins exact versions of boto3, click, Flask...: it gets a virtual environment of its own.
 $(SAM_VENV)/.installed: pyproject.toml

@@ -27,6 +27,7 @@ from samlocal.config import ConfigError, read_config
 from samlocal.console import Console
 from samlocal.gateway import DEFAULT_INTEGRATION_TIMEOUT, Gateway, GatewayServer
 from samlocal.intrinsics import TemplateError
+from samlocal.invoke import InvokeError, choose_function, invoke, parse_event
 from samlocal.reloader import Reloader
 from samlocal.sandbox import EnvVarsError, OptDirs, read_env_vars
 from samlocal.template import Stack, read_stack
@@ -110,6 +111,26 @@ def build_parser() -> argparse.ArgumentParser:
         "with real Lambda runtime workers.",
     )
     add_start_api_options(start_api)
+    invoke = commands.add_parser(
+        "invoke",
+        help="invoke a function once with an event (sam local invoke)",
+        description="Invoke a function of a SAM template once with an event, without Docker: the result on "
+        "standard output, the function's logs and Lambda's START/END/REPORT lines on standard error.",
+    )
+    invoke.add_argument(
+        "function",
+        nargs="?",
+        help="logical id or name (default: the only function, or the function an API Gateway event's route names)",
+    )
+    invoke.add_argument("-e", "--event", help="JSON event file, or - for standard input (default: {})")
+    invoke.add_argument("-t", "--template", "--template-file", type=Path, help="SAM template (default template.yaml)")
+    invoke.add_argument("-n", "--env-vars", type=Path, help="JSON environment variables, as for start-api")
+    invoke.add_argument("--parameter-overrides", action="append", metavar="NAME=VALUE", help="template parameters")
+    invoke.add_argument("--config-file", type=Path, help="SAM CLI configuration file (default samconfig.toml)")
+    invoke.add_argument("--config-env", help="environment of the configuration file (default 'default')")
+    invoke.add_argument("--region", help="AWS_REGION of the function (default us-east-1)")
+    invoke.add_argument("--profile", help="AWS_PROFILE of the function")
+    invoke.add_argument("--debug", action="store_true", default=None, help="log the event and environment start")
     return parser
 
 
@@ -177,19 +198,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """`samlocal start-api [options]`; `samlocal [options]` is start-api too. Values come from the command line,
     then the configuration file (as SAM CLI reads samconfig.toml), then the defaults."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if not arguments or arguments[0] not in {"start-api", "-h", "--help", "--version"}:
+    if not arguments or arguments[0] not in {"start-api", "invoke", "-h", "--help", "--version"}:
         arguments.insert(0, "start-api")
     args = build_parser().parse_args(arguments)
+    section = "local_invoke" if args.command == "invoke" else "local_start_api"
     try:
-        configured = read_config(args.config_file, args.config_env, "local_start_api", args.template)
+        configured = read_config(args.config_file, args.config_env, section, args.template)
     except ConfigError as error:
         raise SystemExit(f"samlocal: {error}") from error
     for name, value in configured.items():
         if getattr(args, name, None) is None and hasattr(args, name):
             setattr(args, name, value)
     for name, value in _DEFAULTS.items():
-        if getattr(args, name) is None:
+        if getattr(args, name, None) is None:
             setattr(args, name, value)
+    if args.command == "invoke":
+        args.template = Path(args.template)
+        args.env_vars = Path(args.env_vars) if args.env_vars is not None else None
+        args.parameter_overrides = (
+            [args.parameter_overrides]
+            if isinstance(args.parameter_overrides, str)
+            else [str(item) for item in args.parameter_overrides]
+        )
+        return args
     for name in ("parameter_overrides", "pool_size"):  # a string in a configuration file, a list on the command line
         value = getattr(args, name)
         setattr(args, name, [value] if isinstance(value, str) else [str(item) for item in value])
@@ -214,11 +245,7 @@ class LocalApi:
         self.args = args
         self.console = console
         self.stack = read_stack(args.template, _parameter_overrides(args.parameter_overrides))
-        env_vars = read_env_vars(args.env_vars)
-        platform = {"AWS_REGION": args.region, "AWS_PROFILE": args.profile}
-        given = {name: value for name, value in platform.items() if value}
-        if given:  # below the function's own --env-vars, above the template
-            env_vars = {**env_vars, "Parameters": {**given, **env_vars.get("Parameters", {})}}
+        env_vars = platform_env_vars(args)
         self.opt_dirs = OptDirs()
         sizes = _pool_sizes(args.pool_size, self.stack)
         self.pools = {
@@ -314,8 +341,46 @@ def _relative(path: Path) -> str:
     return str(path)
 
 
+def platform_env_vars(args: argparse.Namespace) -> dict[str, dict[str, str]]:
+    """--env-vars, with --region and --profile below each function's own variables."""
+    env_vars = read_env_vars(args.env_vars)
+    platform = {"AWS_REGION": args.region, "AWS_PROFILE": args.profile}
+    given = {name: value for name, value in platform.items() if value}
+    if given:
+        env_vars = {**env_vars, "Parameters": {**given, **env_vars.get("Parameters", {})}}
+    return env_vars
+
+
+def invoke_main(args: argparse.Namespace) -> int:
+    """`samlocal invoke`: the result on stdout; exit status 1 when the function failed, 2 when it could not run."""
+    console = Console(sys.stderr, debug=bool(args.debug))
+    try:
+        stack = read_stack(args.template, _parameter_overrides(args.parameter_overrides))
+        env_vars = platform_env_vars(args)
+        if args.event is None:
+            text = "{}"
+        elif args.event == "-":
+            text = sys.stdin.read()
+        else:
+            text = Path(args.event).read_text(encoding="utf-8")
+        event = parse_event(text)
+        function_id = choose_function(stack, args.function, event)
+        outcome = invoke(stack, function_id, event, env_vars, console)
+    except (TemplateError, EnvVarsError, InvokeError, argparse.ArgumentTypeError) as error:
+        print(f"samlocal: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"samlocal: cannot read the event {args.event}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    sys.stdout.write(outcome.payload.decode("utf-8", errors="replace") + "\n")
+    sys.stdout.flush()
+    return 0 if outcome.ok else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command == "invoke":
+        return invoke_main(args)
     log_file = args.log_file.open("a", encoding="utf-8") if args.log_file else None
     console = Console(log_file, debug=args.debug, quiet=args.quiet)
     try:
