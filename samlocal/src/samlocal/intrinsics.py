@@ -2,8 +2,9 @@
 
 Only what a local run needs is resolved: parameters (defaults or overrides), pseudo parameters, mappings,
 conditions, `Fn::Sub`/`Join`/`Select`/`Split`/`If`/`FindInMap`/`Base64`, `Ref` and `Fn::GetAtt` to
-resources (a resource resolves to a stable placeholder: its logical id, or a fake ARN naming it) and the
-`AWS::Include` transform for local files. Anything else is left as it is.
+resources (a resource created locally resolves to its physical name, URL or ARN; any other to a stable
+placeholder: its logical id, or a fake ARN naming it) and the `AWS::Include` transform for local files.
+Anything else is left as it is.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import base64
 import json
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,14 @@ PSEUDO_PARAMETERS = {
 
 class TemplateError(Exception):
     """The template cannot be served as written; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class PhysicalResource:
+    """What `Ref` and `Fn::GetAtt` of a resource created locally resolve to (a bucket's name, a queue's URL...)."""
+
+    ref: str
+    attributes: Mapping[str, str] = field(default_factory=dict)
 
 
 class _NoValue:
@@ -96,8 +106,10 @@ class Resolver:
         base_dir: Path,
         parameter_overrides: Mapping[str, str] | None = None,
         attribute: Callable[[str, str], str] | None = None,
+        physical: Mapping[str, PhysicalResource] | None = None,
     ) -> None:
         self.template = template
+        self.physical: Mapping[str, PhysicalResource] = physical or {}
         self.base_dir = base_dir
         self.resources: Mapping[str, Any] = template.get("Resources") or {}
         self.mappings: Mapping[str, Any] = template.get("Mappings") or {}
@@ -142,11 +154,19 @@ class Resolver:
             return PSEUDO_PARAMETERS[name]
         if name == "AWS::NoValue":
             return NO_VALUE
+        if name in self.physical:
+            return self.physical[name].ref
         if name in self.resources:
             properties = (self.resources[name] or {}).get("Properties") or {}
             function_name = properties.get("FunctionName")
             return function_name if isinstance(function_name, str) else name
         return name
+
+    def attribute(self, logical_id: str, attribute: str) -> Any:
+        physical = self.physical.get(logical_id)
+        if physical is not None and attribute in physical.attributes:
+            return physical.attributes[attribute]
+        return self._attribute(logical_id, attribute)
 
     def resolve(self, value: Any) -> Any:
         """`value` with every intrinsic function it contains replaced by its local value."""
@@ -174,7 +194,7 @@ class Resolver:
             argument = argument.split(".", 1)
         if not isinstance(argument, list) or len(argument) != 2:
             raise TemplateError(f"Fn::GetAtt needs [resource, attribute], got {argument!r}")
-        return self._attribute(str(argument[0]), str(argument[1]))
+        return self.attribute(str(argument[0]), str(argument[1]))
 
     def _fn_sub(self, argument: Any) -> Any:
         variables: Mapping[str, Any] = {}
@@ -193,7 +213,7 @@ class Resolver:
                 return str(variables[name])
             if "." in name and name.split(".", 1)[0] in self.resources:
                 resource, attribute = name.split(".", 1)
-                return str(self._attribute(resource, attribute))
+                return str(self.attribute(resource, attribute))
             return str(self.ref(name))
 
         return _SUB_VARIABLE.sub(substitute, argument)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from samlocal.intrinsics import ACCOUNT_ID, REGION, Resolver, TemplateError, load_document
+from samlocal.intrinsics import ACCOUNT_ID, REGION, PhysicalResource, Resolver, TemplateError, load_document
 
 IMPLICIT_API = "ServerlessRestApi"
 IMPLICIT_STAGE = "Prod"
@@ -55,6 +55,8 @@ class Function:
     memory_size: int
     architecture: str
     environment: Mapping[str, str]
+    # Its event sources other than Api and HttpApi (SQS, S3, DynamoDB...), intrinsics resolved.
+    events: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def arn(self) -> str:
@@ -136,7 +138,12 @@ def _number(value: Any, what: str) -> float:
 class TemplateReader:
     """Turns one template into a `Stack`."""
 
-    def __init__(self, template_path: Path, parameter_overrides: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        template_path: Path,
+        parameter_overrides: Mapping[str, str] | None = None,
+        physical: Mapping[str, PhysicalResource] | None = None,
+    ) -> None:
         self.template_path = template_path.resolve()
         self.base_dir = self.template_path.parent
         document = load_document(self.template_path)
@@ -147,7 +154,7 @@ class TemplateReader:
         ):
             raise TemplateError(f"{template_path} has no Resources")
         self.document: Mapping[str, Any] = document
-        self.resolver = Resolver(document, self.base_dir, parameter_overrides, self._attribute)
+        self.resolver = Resolver(document, self.base_dir, parameter_overrides, self._attribute, physical)
         self.resources: Mapping[str, Any] = document["Resources"]
         self.globals: Mapping[str, Any] = document.get("Globals") or {}
         self.warnings: list[str] = self.resolver.warnings
@@ -219,6 +226,11 @@ class TemplateReader:
             else:
                 self.warnings.append(f"{logical_id}: layer {self.resolver.resolve(entry)!r} is not local, skipped")
         environment = (properties.get("Environment") or {}).get("Variables") or {}
+        events = {
+            str(event_id): self.resolver.resolve(event)
+            for event_id, event in (raw.get("Events") or {}).items()
+            if isinstance(event, Mapping) and event.get("Type") not in {"Api", "HttpApi"}
+        }
         architectures = properties.get("Architectures") or ["x86_64"]
         handler = properties.get("Handler")
         if not isinstance(handler, str) or "." not in handler:
@@ -234,6 +246,7 @@ class TemplateReader:
             memory_size=int(_number(properties.get("MemorySize", DEFAULT_MEMORY), f"{logical_id}.MemorySize")),
             architecture=str(architectures[0]),
             environment={str(key): _as_text(value) for key, value in environment.items()},
+            events=events,
         )
 
     def _code_dir(self, logical_id: str, properties: Mapping[str, Any]) -> Path:
@@ -439,9 +452,14 @@ def _deduplicate(api: Api, warnings: list[str]) -> list[Route]:
     return list(seen.values())
 
 
-def read_stack(template_path: Path, parameter_overrides: Mapping[str, str] | None = None) -> Stack:
-    """The functions and APIs of a template; raises TemplateError with a readable message."""
-    return TemplateReader(template_path, parameter_overrides).read()
+def read_stack(
+    template_path: Path,
+    parameter_overrides: Mapping[str, str] | None = None,
+    physical: Mapping[str, PhysicalResource] | None = None,
+) -> Stack:
+    """The functions and APIs of a template; raises TemplateError with a readable message. `physical`: what
+    the resources created locally (buckets, queues, tables) resolve to."""
+    return TemplateReader(template_path, parameter_overrides, physical).read()
 
 
 if __name__ == "__main__":  # pragma: no cover - a quick look at what a template serves
