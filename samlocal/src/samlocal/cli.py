@@ -5,7 +5,8 @@
 Options are SAM CLI's (--template/-t, --port/-p, --host, --env-vars/-n, --parameter-overrides,
 --warm-containers, --disable-authorizer, --config-file, --config-env, --region, --profile, --log-file/-l,
 --debug); options that only concern containers are accepted and reported as having no effect.
---pool-size, --integration-timeout, --no-reload and --quiet are this emulator's own.
+--pool-size, --integration-timeout, --no-reload and --quiet are this emulator's own, and --aws-port and
+--no-aws for the local AWS endpoint that serves the template's buckets, queues and tables.
 """
 
 from __future__ import annotations
@@ -23,12 +24,17 @@ from types import FrameType
 from typing import Any
 
 from samlocal import __version__
+from samlocal.aws_endpoint import DEFAULT_AWS_PORT, AwsEndpointError
 from samlocal.config import ConfigError, read_config
 from samlocal.console import Console
+from samlocal.event_sources import EventSourceError
 from samlocal.gateway import DEFAULT_INTEGRATION_TIMEOUT, Gateway, GatewayServer
-from samlocal.intrinsics import TemplateError
+from samlocal.intrinsics import REGION, TemplateError
 from samlocal.invoke import InvokeError, choose_function, invoke, parse_event
+from samlocal.local_aws import LocalAws
+from samlocal.provision import ProvisionError
 from samlocal.reloader import Reloader
+from samlocal.resources import ResourceReader
 from samlocal.sandbox import EnvVarsError, OptDirs, read_env_vars
 from samlocal.template import Stack, read_stack
 from samlocal.workers import FunctionPool, Watchdog
@@ -168,6 +174,15 @@ def add_start_api_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", help="AWS_PROFILE of the functions")
     parser.add_argument("-l", "--log-file", type=Path, help="write the console to this file")
     parser.add_argument("--no-reload", action="store_true", default=None, help="do not watch the code for changes")
+    parser.add_argument(
+        "--aws-port",
+        type=int,
+        help=f"port of the local AWS endpoint (S3, SQS, DynamoDB) for the template's buckets, queues and tables "
+        f"(default {DEFAULT_AWS_PORT}, or AWS_PORT); 0 picks a free one",
+    )
+    parser.add_argument(
+        "--no-aws", action="store_true", default=None, help="no local AWS endpoint, resources or event sources"
+    )
     parser.add_argument("--quiet", action="store_true", default=None, help="no access log and no function output")
     parser.add_argument(
         "--debug", action="store_true", default=None, help="log each event, environment start and HTTP exchange"
@@ -189,6 +204,7 @@ _DEFAULTS: dict[str, Any] = {
     "warm_containers": "lazy",
     "disable_authorizer": False,
     "no_reload": False,
+    "no_aws": False,
     "quiet": False,
     "debug": False,
 }
@@ -226,6 +242,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         setattr(args, name, [value] if isinstance(value, str) else [str(item) for item in value])
     args.host = args.host or os.environ.get("HOST", "127.0.0.1")
     args.port = int(os.environ.get("PORT", "3000")) if args.port is None else int(args.port)
+    args.aws_port = int(os.environ.get("AWS_PORT", DEFAULT_AWS_PORT)) if args.aws_port is None else int(args.aws_port)
     args.template = Path(args.template)
     args.warm_containers = str(args.warm_containers).lower()
     if args.env_vars is not None:
@@ -244,8 +261,15 @@ class LocalApi:
     def __init__(self, args: argparse.Namespace, console: Console) -> None:
         self.args = args
         self.console = console
-        self.stack = read_stack(args.template, _parameter_overrides(args.parameter_overrides))
+        overrides = _parameter_overrides(args.parameter_overrides)
+        resources = ResourceReader(args.template, overrides)
+        self.aws: LocalAws | None = None
+        if resources.needs_endpoint and not args.no_aws:
+            self.aws = LocalAws(resources, port=args.aws_port, region=args.region or REGION, console=console)
+        self.stack = read_stack(args.template, overrides, self.aws.physical if self.aws else None)
         env_vars = platform_env_vars(args)
+        if self.aws:  # the local endpoint, below --env-vars
+            env_vars = {**env_vars, "Parameters": {**self.aws.function_environment(), **env_vars.get("Parameters", {})}}
         self.opt_dirs = OptDirs()
         sizes = _pool_sizes(args.pool_size, self.stack)
         self.pools = {
@@ -259,6 +283,8 @@ class LocalApi:
             for logical_id, function in self.stack.functions.items()
         }
         self.watchdog = Watchdog(self.pools.values())
+        if self.aws:
+            self.aws.connect(self.stack, self.pools)
         self.reloader = Reloader()
         self.server = GatewayServer(
             args.host,
@@ -288,6 +314,8 @@ class LocalApi:
                 f"    {route.method:<7} {self.url}{route.resource_path}  ->  {route.function_id}"
                 for route in sorted(api.routes, key=lambda route: (route.resource_path, route.method))
             ]
+        if self.aws:
+            lines += self.aws.describe()
         for logical_id, pool in self.pools.items():
             function = pool.function
             layers = ", ".join(layer.logical_id for layer in function.layers) or "no layers"
@@ -314,6 +342,8 @@ class LocalApi:
                 pool.warm()
         self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
         self._thread.start()
+        if self.aws:
+            self.aws.start()
 
     def _reload_callback(self, pool: FunctionPool) -> Callable[[], None]:
         def reload() -> None:
@@ -327,6 +357,8 @@ class LocalApi:
 
     def stop(self) -> None:
         self.reloader.stop()
+        if self.aws:
+            self.aws.stop()
         self.watchdog.stop()
         self.server.shutdown()
         self.server.server_close()
@@ -385,7 +417,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(log_file, debug=args.debug, quiet=args.quiet)
     try:
         local_api = LocalApi(args, console)
-    except (TemplateError, EnvVarsError, argparse.ArgumentTypeError) as error:
+    except (
+        TemplateError,
+        EnvVarsError,
+        argparse.ArgumentTypeError,
+        AwsEndpointError,
+        ProvisionError,
+        EventSourceError,
+    ) as error:
         print(f"samlocal: {error}", file=sys.stderr)
         return 2
     except OSError as error:

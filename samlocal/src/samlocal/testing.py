@@ -24,10 +24,12 @@ from typing import Any
 import requests
 
 _SERVING = re.compile(r"Serving \S+ on (http://\S+)")
+_AWS_ENDPOINT = re.compile(r"AWS endpoint \(S3, SQS, DynamoDB\) on (http://[^\s,]+)")
 
 
 class LocalApi:
-    """A running emulator; its console output is kept in a file (`output()`), its URL in `url`."""
+    """A running emulator; its console output is kept in a file (`output()`), its URL in `url`, the URL of its
+    local AWS endpoint (on a free port unless `--aws-port` is given) in `aws_url` (None when it has none)."""
 
     def __init__(
         self,
@@ -40,7 +42,8 @@ class LocalApi:
     ) -> None:
         self.template = template
         self.log_path = log_path
-        command = [sys.executable, "-m", "samlocal", "start-api", "--template", str(template), "--port", "0", *args]
+        command = [sys.executable, "-m", "samlocal", "start-api", "--template", str(template), "--port", "0"]
+        command += ["--aws-port", "0", *args]
         if env_vars is not None:
             env_file = log_path.with_suffix(".env.json")
             env_file.write_text(json.dumps(env_vars))
@@ -54,6 +57,8 @@ class LocalApi:
             stderr=subprocess.STDOUT,
         )
         self.url = self._wait_for_url()
+        endpoint = _AWS_ENDPOINT.search(self.output())
+        self.aws_url: str | None = endpoint.group(1) if endpoint else None
         self.session = requests.Session()
 
     def _wait_for_url(self, timeout: float = 60.0) -> str:

@@ -1,0 +1,99 @@
+"""The local AWS endpoint: moto in server mode, a real HTTP endpoint for S3, SQS and DynamoDB.
+
+It runs in a thread of the emulator's process, on 127.0.0.1 (moto checks no credentials: it never listens
+on other interfaces). Functions reach it through `AWS_ENDPOINT_URL` with the credentials `testing`; the
+emulator's own clients (event source mappings, resource creation) speak to it over HTTP too. Its state lives
+in memory and ends with the emulator. moto is an optional dependency: `pip install 'samlocal[aws]'`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from samlocal.console import Console
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+DEFAULT_AWS_PORT = 4566
+ENDPOINT_HOST = "127.0.0.1"
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+class AwsEndpointError(Exception):
+    """The endpoint cannot start (moto is missing, the port is taken)."""
+
+
+class AwsEndpoint:
+    """moto's server app behind a threaded WSGI server bound in the constructor (a taken port fails here)."""
+
+    def __init__(self, port: int, region: str, console: Console) -> None:
+        try:
+            from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 - an optional dependency
+                DomainDispatcherApplication,
+                MotoRequestHandler,
+                create_backend_app,
+            )
+            from werkzeug.serving import make_server  # noqa: PLC0415
+        except ImportError as error:
+            raise AwsEndpointError(
+                "the template declares AWS resources or event sources, served by a local AWS endpoint that needs "
+                "moto: pip install 'samlocal[aws]' (or run with --no-aws)"
+            ) from error
+
+        class RequestHandler(MotoRequestHandler):
+            def log(self, type: str, message: str, *args: Any) -> None:
+                console.debug(f"aws endpoint: {message % args}")
+
+        self.region = region
+        self.console = console
+        try:
+            self._server = make_server(
+                ENDPOINT_HOST,
+                port,
+                DomainDispatcherApplication(create_backend_app),
+                threaded=True,
+                request_handler=RequestHandler,
+            )
+        except (OSError, SystemExit) as error:  # werkzeug exits when the port is taken
+            raise AwsEndpointError(f"the AWS endpoint cannot listen on {ENDPOINT_HOST}:{port}: {error}") from error
+        self.port: int = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="aws-endpoint", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{ENDPOINT_HOST}:{self.port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+        self._server.server_close()
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of this endpoint, whatever the shell's AWS settings."""
+        import boto3  # noqa: PLC0415 - installed with moto
+        from botocore.config import Config  # noqa: PLC0415
+
+        config = Config(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=50)
+        session: Any = boto3.session.Session()  # a fresh session: no shared state between threads
+        return session.client(service, endpoint_url=self.url, region_name=self.region, config=config, **CREDENTIALS)
+
+    def s3(self) -> S3Client:
+        client: S3Client = self.client("s3")
+        return client
+
+    def function_environment(self) -> dict[str, str]:
+        """What every function sees: the SDKs' clients go to this endpoint, with its credentials."""
+        return {
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ENDPOINT_URL_S3": self.url,
+            "AWS_ENDPOINT_URL_SQS": self.url,
+            "AWS_ENDPOINT_URL_DYNAMODB": self.url,
+            "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
+            "AWS_REGION": self.region,
+        }

@@ -1,0 +1,93 @@
+"""The local AWS endpoint's options, names and start-up errors."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from samlocal.cli import parse_args
+from samlocal.resources import BUCKET, QUEUE, TABLE, ResourceReader, generated_name
+from samlocal.testing import LocalApi
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@pytest.fixture
+def no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AWS_PORT", raising=False)
+    return tmp_path
+
+
+def test_the_endpoint_port_defaults_to_4566_or_aws_port(no_config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (parse_args([]).aws_port, parse_args([]).no_aws) == (4566, False)
+    monkeypatch.setenv("AWS_PORT", "4999")
+    assert parse_args([]).aws_port == 4999
+    assert parse_args(["--aws-port", "0"]).aws_port == 0
+    assert parse_args(["--no-aws"]).no_aws is True
+
+
+logical_ids = st.from_regex(r"[A-Za-z0-9]{1,255}", fullmatch=True)
+stack_names = st.from_regex(r"[A-Za-z][A-Za-z0-9-]{0,127}", fullmatch=True)
+
+
+@given(stack_names, logical_ids)
+def test_generated_bucket_names_are_valid_s3_names(stack: str, logical_id: str) -> None:
+    name = generated_name(BUCKET, stack, logical_id)
+    assert 3 <= len(name) <= 63
+    assert re.fullmatch(r"[a-z0-9][a-z0-9.-]*[a-z0-9]", name)
+    assert name == generated_name(BUCKET, stack, logical_id), "stable from one run to the next"
+
+
+@given(stack_names, logical_ids, st.booleans())
+def test_generated_queue_names_fit_sqs_limits(stack: str, logical_id: str, fifo: bool) -> None:
+    name = generated_name(QUEUE, stack, logical_id, fifo=fifo)
+    assert len(name) <= 80
+    assert re.fullmatch(r"[A-Za-z0-9_-]+(\.fifo)?", name)
+    assert name.endswith(".fifo") == fifo
+
+
+@given(logical_ids)
+def test_different_resources_get_different_names(logical_id: str) -> None:
+    assert generated_name(TABLE, "local", logical_id) != generated_name(TABLE, "local", logical_id + "X")
+
+
+def test_a_template_without_resources_needs_no_endpoint() -> None:
+    assert not ResourceReader(TEMPLATES / "api.yaml").needs_endpoint
+    assert ResourceReader(TEMPLATES / "aws.yaml").needs_endpoint
+
+
+def test_a_taken_aws_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "samlocal", "-t", str(TEMPLATES / "aws.yaml"), "-p", "0", "--aws-port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2
+    assert f"the AWS endpoint cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_no_aws_starts_no_endpoint_and_leaves_functions_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    local = LocalApi(TEMPLATES / "aws.yaml", tmp_path / "console.log", "--no-aws")
+    try:
+        assert local.aws_url is None
+        environment = local.get("/env").json()
+        assert "AWS_ENDPOINT_URL" not in environment
+        assert "AWS endpoint" not in local.output()
+        assert environment["WORK_QUEUE_URL"] == "WorkQueue", "without the endpoint, a Ref is the logical id"
+    finally:
+        local.close()
