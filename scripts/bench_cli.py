@@ -22,14 +22,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("MODELS_DIR", str(ROOT / "layers" / "models" / "models"))
 
+import sample_images  # noqa: E402
 from lambda_vision.fetch import FetchPolicy, UrlFetcher  # noqa: E402
 from lambda_vision.inputs import ImageInput  # noqa: E402
 from lambda_vision.models import ModelStore  # noqa: E402
 from lambda_vision.pipeline import Pipeline  # noqa: E402
 from lambda_vision.registry import ModelRegistry  # noqa: E402
 from lambda_vision.settings import Settings  # noqa: E402
-
-import sample_images  # noqa: E402
 
 TARGET = 0.9
 MODEL = "orientation"
