@@ -165,6 +165,73 @@ def test_a_quoted_boundary_is_understood() -> None:
     assert image.url == "https://example.com/x.png"
 
 
+URL_PART = 'Content-Disposition: form-data; name="url"\r\n\r\nhttps://example.com/x.png\r\n'
+
+
+@pytest.mark.parametrize(
+    "parameter",
+    ["boundary = abc", "boundary =abc", "boundary*=utf-8''abc", "BOUNDARY=abc", 'boundary="abc"; boundary=zzz'],
+)
+def test_a_boundary_written_in_any_valid_form_is_understood(parameter: str) -> None:
+    body = f"--abc\r\n{URL_PART}--abc--\r\n"
+    [image] = read({"Content-Type": f"multipart/form-data; {parameter}"}, body)
+    assert image.url == "https://example.com/x.png"
+
+
+@pytest.mark.parametrize(
+    "parameter", ["boundary=", 'boundary="a;b"', "boundary*=utf-8''%E2%82%AC", f"boundary={'x' * 71}", 'boundary="a<b"']
+)
+def test_an_invalid_boundary_is_refused_with_what_a_boundary_may_be(parameter: str) -> None:
+    error = refused({"Content-Type": f"multipart/form-data; {parameter}"}, f"--x\r\n{URL_PART}--x--\r\n")
+    assert (error.status, error.code) == (HTTPStatus.BAD_REQUEST, ErrorCode.INVALID_MULTIPART)
+    assert "boundary" in error.message
+
+
+def test_a_url_part_that_is_not_utf8_is_refused_with_its_position() -> None:
+    body = b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\nPNG\r\n'
+    body += b'--x\r\nContent-Disposition: form-data; name="url"\r\n\r\nhttps://example.com/\xff\xfe.png\r\n--x--\r\n'
+    error = refused({"Content-Type": "multipart/form-data; boundary=x"}, b64(body), True)
+    assert (error.status, error.code) == (HTTPStatus.BAD_REQUEST, ErrorCode.INVALID_MULTIPART)
+    assert error.message.startswith("Part 2 (`url`) is not UTF-8 text")
+
+
+def test_a_part_header_that_is_not_utf8_is_refused() -> None:
+    body = b'--x\r\nContent-Disposition: form-data; name="image"\r\nX-\xff: \xfe\r\n\r\nPNG\r\n--x--\r\n'
+    error = refused({"Content-Type": "multipart/form-data; boundary=x"}, b64(body), True)
+    assert (error.status, error.code) == (HTTPStatus.BAD_REQUEST, ErrorCode.INVALID_MULTIPART)
+    assert error.message.endswith("a header of a part is not UTF-8")
+
+
+def test_file_inputs_left_empty_in_a_browser_form_are_skipped() -> None:
+    headers, body = multipart(
+        [
+            ("image", ("", b"", "application/octet-stream")),
+            ("url", ""),
+            ("image", ("a.png", PNG, "image/png")),
+            ("image", ("", b"", "application/octet-stream")),
+        ]
+    )
+    assert summary(read(headers, body, True)) == [(0, "a.png", PNG, None)]
+
+
+def test_a_form_with_nothing_chosen_has_no_images() -> None:
+    headers, body = multipart([("image", ("", b"", "application/octet-stream")), ("url", "")])
+    error = refused(headers, body, True)
+    assert (error.status, error.code) == (HTTPStatus.BAD_REQUEST, ErrorCode.NO_IMAGES)
+
+
+def test_an_empty_file_that_has_a_name_is_kept_so_that_it_is_reported() -> None:
+    headers, body = multipart([("image", ("empty.png", b"", "image/png"))])
+    assert summary(read(headers, body, True)) == [(0, "empty.png", b"", None)]
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_deeply_nested_json_is_refused_as_invalid_json(depth: int) -> None:
+    error = refused(JSON, "[" * depth)
+    assert (error.status, error.code) == (HTTPStatus.BAD_REQUEST, ErrorCode.INVALID_JSON)
+    assert error.message.startswith("The JSON body is nested too deeply")
+
+
 def test_a_text_body_is_read_as_utf8_when_it_is_not_base64_encoded() -> None:
     encoder = MultipartEncoder(
         fields=[("url", "https://example.com/é.png"), ("image", ("a.txt", "GIF89a", "image/gif"))]

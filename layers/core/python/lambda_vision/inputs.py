@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import Message
@@ -28,6 +29,8 @@ from lambda_vision.errors import ApiError, ErrorCode
 FILE_FIELDS = frozenset({"image", "images", "file", "files"})
 URL_FIELDS = frozenset({"url", "urls"})
 SUPPORTED_TYPES = "multipart/form-data, application/json, image/* or application/octet-stream"
+# RFC 2046: 1 to 70 of these characters, not ending with a space.
+_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,./:=? -]{0,69}[0-9A-Za-z'()+_,./:=?-]")
 
 
 @dataclass(frozen=True)
@@ -93,10 +96,10 @@ def read_images(
             f" {max_body_bytes * 3 // 4:,} bytes of raw image data fit in one request. Send large images by URL.",
             details={"limit_bytes": max_body_bytes, "received_bytes": received},
         )
-    media_type, params = parse_content_type(header(headers, "content-type"))
+    media_type, _ = parse_content_type(header(headers, "content-type"))
     raw = body_bytes(body, is_base64_encoded)
     if media_type == "multipart/form-data":
-        images = _from_multipart(raw, header(headers, "content-type") or "", params)
+        images = _from_multipart(raw, header(headers, "content-type") or "")
     elif media_type == "application/json" or media_type.endswith("+json"):
         images = _from_json(raw)
     elif media_type.startswith("image/") or media_type == "application/octet-stream":
@@ -127,24 +130,26 @@ def read_images(
     return images
 
 
-def _from_multipart(raw: bytes, content_type: str, params: Mapping[str, str]) -> list[ImageInput]:
-    if not params.get("boundary"):
-        raise ApiError(
-            HTTPStatus.BAD_REQUEST,
-            ErrorCode.INVALID_MULTIPART,
-            "The multipart/form-data Content-Type has no boundary parameter.",
-        )
-    if raw.strip() in (b"", f"--{params['boundary']}--".encode()):
+def _from_multipart(raw: bytes, content_type: str) -> list[ImageInput]:
+    boundary = _boundary(content_type)
+    if raw.strip() in (b"", f"--{boundary}--".encode()):
         return []  # a form with no fields
     try:
-        parts = MultipartDecoder(raw, content_type).parts
-    except (ImproperBodyPartContentException, NonMultipartContentTypeException, ValueError, IndexError) as error:
+        # The boundary as parsed above (quoted, spaced or RFC 2231 forms), in the one form the decoder reads.
+        parts = MultipartDecoder(raw, f"multipart/form-data; boundary={boundary}").parts
+    except (
+        ImproperBodyPartContentException,
+        NonMultipartContentTypeException,
+        ValueError,
+        IndexError,
+    ) as error:
+        reason = "a header of a part is not UTF-8" if isinstance(error, UnicodeDecodeError) else str(error)
         raise ApiError(
             HTTPStatus.BAD_REQUEST,
             ErrorCode.INVALID_MULTIPART,
-            f"The multipart/form-data body could not be parsed: {error}",
+            f"The multipart/form-data body could not be parsed: {reason}",
         ) from None
-    if not parts and f"--{params['boundary']}".encode() not in raw:
+    if not parts and f"--{boundary}".encode() not in raw:
         raise ApiError(
             HTTPStatus.BAD_REQUEST,
             ErrorCode.INVALID_MULTIPART,
@@ -163,9 +168,20 @@ def _from_multipart(raw: bytes, content_type: str, params: Mapping[str, str]) ->
                 f"Part {number + 1} of the multipart body has no Content-Disposition name.",
             )
         if name in URL_FIELDS and filename is None:
-            for url in part.text.split():
+            try:
+                text = part.content.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ApiError(
+                    HTTPStatus.BAD_REQUEST,
+                    ErrorCode.INVALID_MULTIPART,
+                    f"Part {number + 1} (`{name}`) is not UTF-8 text; send image URLs as UTF-8"
+                    " (non-ASCII characters percent-encoded).",
+                ) from None
+            for url in text.split():
                 images.append(ImageInput(index=len(images), source=url, url=url))
         elif name in FILE_FIELDS or filename is not None:
+            if not part.content and not filename:
+                continue  # a file input left empty in a browser form: nothing was chosen
             images.append(ImageInput(index=len(images), source=filename or name, data=part.content))
         else:
             raise ApiError(
@@ -177,11 +193,41 @@ def _from_multipart(raw: bytes, content_type: str, params: Mapping[str, str]) ->
     return images
 
 
+def _boundary(content_type: str) -> str:
+    """The boundary of a multipart Content-Type, however it is written; 400 when missing or invalid."""
+    message = Message()
+    message["content-type"] = content_type
+    try:
+        boundary = message.get_boundary()
+    except (LookupError, UnicodeError, ValueError):
+        boundary = None
+    if not boundary:
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            ErrorCode.INVALID_MULTIPART,
+            "The multipart/form-data Content-Type has no boundary parameter.",
+        )
+    if not _BOUNDARY.fullmatch(boundary):
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            ErrorCode.INVALID_MULTIPART,
+            "The multipart/form-data boundary is not valid: it must be 1 to 70 letters, digits or '()+_,-./:=?"
+            " characters (RFC 2046).",
+        )
+    return boundary
+
+
 def _from_json(raw: bytes) -> list[ImageInput]:
     try:
         document: Any = json.loads(raw) if raw.strip() else None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ApiError(HTTPStatus.BAD_REQUEST, ErrorCode.INVALID_JSON, f"The body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            ErrorCode.INVALID_JSON,
+            'The JSON body is nested too deeply; send {"images": [...]}, three levels deep.',
+        ) from None
 
     def invalid(message: str, location: str) -> ApiError:
         return ApiError(
