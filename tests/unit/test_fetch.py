@@ -90,6 +90,15 @@ class _ImageHandler(BaseHTTPRequestHandler):
             self._send(200, PNG, "image/png")
         elif path == "/drip":
             self._drip()
+        elif path == "/trickle-headers":
+            self._trickle_headers()
+        elif path.startswith("/slow-hops/"):
+            time.sleep(0.15)
+            hops = int(path.removeprefix("/slow-hops/"))
+            if hops:
+                self._redirect(302, f"/slow-hops/{hops - 1}")
+            else:
+                self._send(200, PNG, "image/png")
         elif path == "/huge-declared":
             self._declared_only(ENDLESS_CAP)
         elif path == "/endless":
@@ -129,6 +138,16 @@ class _ImageHandler(BaseHTTPRequestHandler):
         for _ in range(100):
             self.wfile.write(b"x")
             time.sleep(0.05)
+
+    def _trickle_headers(self) -> None:
+        """The status line and headers a byte at a time: each byte within the read timeout, never all of them."""
+        self.close_connection = True
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n" + b"X-Padding: " + b"p" * 60 + b"\r\n\r\n"
+        for byte in head:
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(0.05)
+        self.wfile.write(PNG)
 
     def _declared_only(self, length: int) -> None:
         """Announces a huge body and sends none of it: only the Content-Length can tell it is too large."""
@@ -561,10 +580,60 @@ def test_a_server_slow_to_answer_times_out(server: RunningServer) -> None:
 def test_a_body_trickling_in_byte_by_byte_times_out(server: RunningServer) -> None:
     started = time.monotonic()
 
-    error = refusal(lambda: fetcher().fetch(server.url("/drip")))
+    error = refusal(lambda: fetcher(replace(BASE_POLICY, total_timeout=0.4)).fetch(server.url("/drip")))
 
-    assert_helpful(error, ErrorCode.URL_TIMEOUT, "0.3 s")
+    assert_helpful(error, ErrorCode.URL_TIMEOUT, "within 0.4 s (connection, redirects and download together)")
     assert time.monotonic() - started < 0.9
+
+
+def test_headers_trickling_in_byte_by_byte_time_out_at_the_urls_deadline(server: RunningServer) -> None:
+    """Every byte comes within the read timeout (0.3 s): only the one deadline for the whole URL can stop it."""
+    started = time.monotonic()
+
+    error = refusal(lambda: fetcher(replace(BASE_POLICY, total_timeout=0.5)).fetch(server.url("/trickle-headers")))
+
+    assert_helpful(error, ErrorCode.URL_TIMEOUT, "127.0.0.1", "within 0.5 s", "try again later")
+    assert 0.45 < time.monotonic() - started < 1.0
+
+
+def test_redirects_share_the_urls_deadline_instead_of_each_restarting_it(server: RunningServer) -> None:
+    """Three hops of 0.15 s each: every hop is quick, all of them together are over the 0.35 s deadline."""
+    assert fetcher(replace(BASE_POLICY, total_timeout=2.0)).fetch(server.url("/slow-hops/2")).data == PNG
+
+    error = refusal(lambda: fetcher(replace(BASE_POLICY, total_timeout=0.35)).fetch(server.url("/slow-hops/2")))
+
+    assert_helpful(error, ErrorCode.URL_TIMEOUT, "within 0.35 s")
+
+
+def test_the_requests_deadline_cuts_a_download_short_and_says_so(server: RunningServer) -> None:
+    started = time.monotonic()
+
+    error = refusal(lambda: fetcher().fetch(server.url("/trickle-headers"), deadline=time.monotonic() + 0.4))
+
+    assert_helpful(error, ErrorCode.URL_TIMEOUT, "this request had left for downloads", "send fewer")
+    assert time.monotonic() - started < 0.9
+
+
+def test_a_url_whose_request_has_no_time_left_is_not_fetched(server: RunningServer) -> None:
+    dns = FakeDns()
+    error = refusal(lambda: fetcher(dns=dns).fetch(server.url("/image.png"), deadline=time.monotonic() - 1.0))
+
+    assert_helpful(error, ErrorCode.URL_TIMEOUT, "this request had left")
+
+
+def test_an_https_download_has_the_same_deadline(
+    tls_server: RunningServer, certificates: Certificates, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificates.ca))
+    url = tls_server.url("/trickle-headers", host="images.test")
+    started = time.monotonic()
+
+    error = refusal(
+        lambda: fetcher(replace(BASE_POLICY, total_timeout=0.5), dns={"images.test": ["127.0.0.1"]}).fetch(url)
+    )
+
+    assert_helpful(error, ErrorCode.URL_TIMEOUT, "images.test", "within 0.5 s")
+    assert time.monotonic() - started < 1.0
 
 
 def test_a_server_not_accepting_connections_times_out() -> None:
@@ -716,6 +785,7 @@ def test_the_policy_comes_from_the_settings() -> None:
             "URL_READ_TIMEOUT": "4",
             "URL_MAX_BYTES": "2048",
             "URL_MAX_REDIRECTS": "2",
+            "URL_TIMEOUT": "7.5",
             "URL_ALLOWED_HOSTS": "Images.Example.com, *.cdn.example.net",
             "URL_ALLOWED_NETWORKS": "127.0.0.1/32",
         }
@@ -728,6 +798,7 @@ def test_the_policy_comes_from_the_settings() -> None:
         max_redirects=2,
         allowed_hosts=frozenset({"images.example.com", "*.cdn.example.net"}),
         allowed_networks=(LOOPBACK_V4,),
+        total_timeout=7.5,
     )
 
 
@@ -742,7 +813,7 @@ def test_the_default_settings_allow_only_public_addresses_of_any_host() -> None:
 
 @pytest.mark.parametrize(
     "changes",
-    [{"connect_timeout": 0}, {"read_timeout": -1}, {"max_bytes": 0}, {"max_redirects": -1}],
+    [{"connect_timeout": 0}, {"read_timeout": -1}, {"total_timeout": 0}, {"max_bytes": 0}, {"max_redirects": -1}],
 )
 def test_a_nonsensical_policy_is_rejected_at_start_up(changes: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="URL fetch"):

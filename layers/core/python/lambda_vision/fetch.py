@@ -6,6 +6,10 @@ internet address (or inside a network the deployment explicitly allows). The con
 the checked address itself, so the name is never looked up a second time (no DNS rebinding), while the
 Host header and TLS verification keep using the real host name. Redirects are followed one by one and
 each new URL is checked again from scratch.
+
+Each URL has one deadline for everything (connecting, headers, body and every redirect), the sooner of
+its own time limit and the request's: when it passes, the download's sockets are shut down, so a server
+that sends its headers or its body a byte at a time cannot hold the request past it.
 """
 
 from __future__ import annotations
@@ -14,14 +18,17 @@ import ipaddress
 import logging
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -128,15 +135,16 @@ def _system_resolver(host: str, port: int) -> list[str]:
 class FetchPolicy:
     """What an image URL may point to and how long and large its download may be."""
 
-    connect_timeout: float
-    read_timeout: float  # longest wait for any data, and for the whole body once the headers arrived
+    connect_timeout: float  # longest wait for one connection
+    read_timeout: float  # longest wait for any data (a silent server)
     max_bytes: int
     max_redirects: int
     allowed_hosts: frozenset[str] = frozenset()  # empty: any host; else names or "*.example.com" (subdomains)
     allowed_networks: tuple[IPNetwork, ...] = ()  # permitted even if not public (development and tests only)
+    total_timeout: float = 10.0  # everything of one URL: connections, headers, bodies and redirects together
 
     def __post_init__(self) -> None:
-        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+        if self.connect_timeout <= 0 or self.read_timeout <= 0 or self.total_timeout <= 0:
             raise ValueError("URL fetch timeouts must be positive")
         if self.max_bytes < 1:
             raise ValueError("URL fetch max_bytes must be at least 1")
@@ -154,6 +162,7 @@ class FetchPolicy:
             max_redirects=settings.url_max_redirects,
             allowed_hosts=settings.url_allowed_hosts,
             allowed_networks=settings.url_allowed_networks,
+            total_timeout=settings.url_timeout,
         )
 
     def permits_host(self, host: str) -> bool:
@@ -193,15 +202,120 @@ class _Target:
         return host if self.port == _DEFAULT_PORTS[self.scheme] else f"{host}:{self.port}"
 
 
+class _Deadline:
+    """The time by which one URL must be downloaded; when it passes, its sockets are shut down."""
+
+    def __init__(self, seconds: float, request_left: float | None) -> None:
+        self.by_request = request_left is not None and request_left < seconds  # the request's deadline comes first
+        self.seconds = max(0.0, request_left if self.by_request and request_left is not None else seconds)
+        self.expires = time.monotonic() + self.seconds
+        self.expired = self.seconds <= 0
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(self.seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            sock.close()
+
+    def remaining(self) -> float:
+        return self.expires - time.monotonic()
+
+    def watch(self, sock: socket.socket) -> None:
+        # A duplicate of the descriptor: TLS wrapping detaches `sock` itself, and holding it open means the
+        # number cannot be reused by another connection before the deadline is over.
+        watched = sock.dup()
+        with self._lock:
+            self._sockets.append(watched)
+            expired = self.expired
+        if expired:
+            _shut_down(watched)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut_down(sock)
+
+    def passed(self) -> bool:
+        return self.expired or self.remaining() <= 0
+
+    def check(self, target: _Target) -> None:
+        if self.passed():
+            raise self.error(target)
+
+    def error(self, target: _Target) -> InputError:
+        if self.by_request:
+            return InputError(
+                ErrorCode.URL_TIMEOUT,
+                f"{target.host} did not send the image within the {self.seconds:.3g} s this request had left for "
+                "downloads; send fewer or faster image URLs per request, or the images themselves",
+            )
+        return InputError(
+            ErrorCode.URL_TIMEOUT,
+            f"{target.host} did not send the image within {self.seconds:g} s (connection, redirects and download "
+            "together); try again later, use a faster server or send the image itself",
+        )
+
+
+def _shut_down(sock: socket.socket) -> None:
+    with suppress(OSError):  # already closed
+        sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked reading it; closing is left to its owner
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline = deadline
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        self._deadline.watch(sock)
+        return sock
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline = deadline
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        self._deadline.watch(sock)  # before the TLS handshake, which the deadline covers too
+        return sock
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
 class UrlFetcher:
     """Downloads images from URLs under a `FetchPolicy`; every failure is an `InputError` for that image."""
 
     def __init__(self, policy: FetchPolicy, resolver: Resolver | None = None) -> None:
         self._policy = policy
         self._resolve = resolver or _system_resolver
-        self._timeout = urllib3.Timeout(connect=policy.connect_timeout, read=policy.read_timeout)
 
-    def fetch(self, url: str) -> FetchedUrl:
+    def fetch(self, url: str, deadline: float | None = None) -> FetchedUrl:
+        """The image at `url`, within the policy's total time and before `deadline` (time.monotonic()) if given."""
+        request_left = None if deadline is None else deadline - time.monotonic()
+        with _Deadline(self._policy.total_timeout, request_left) as limit:
+            return self._fetch(url, limit)
+
+    def _fetch(self, url: str, limit: _Deadline) -> FetchedUrl:
         for redirects in range(self._policy.max_redirects + 1):
             redirected = redirects > 0
             target = _parse_url(url, redirected)
@@ -213,7 +327,7 @@ class UrlFetcher:
                     "use an image URL on an allowed host or send the image itself",
                 )
             addresses = self._checked_addresses(target, redirected)
-            outcome = self._download(target, addresses)
+            outcome = self._download(target, addresses, limit)
             if isinstance(outcome, FetchedUrl):
                 return outcome
             url = urljoin(url, outcome)
@@ -257,10 +371,11 @@ class UrlFetcher:
             )
         return [_connect_address(address) for address in addresses]
 
-    def _download(self, target: _Target, addresses: list[IPAddress]) -> FetchedUrl | str:
+    def _download(self, target: _Target, addresses: list[IPAddress], limit: _Deadline) -> FetchedUrl | str:
         """The image, or the Location of a redirect."""
         for address in addresses:
-            with self._pool(target, address) as pool, _translated_errors(target, self._policy):
+            limit.check(target)
+            with self._pool(target, address, limit) as pool, _translated_errors(target, self._policy, limit):
                 try:
                     response = pool.urlopen(
                         "GET",
@@ -274,7 +389,7 @@ class UrlFetcher:
                 except NewConnectionError:
                     continue  # refused or no route: the next address may answer
                 try:
-                    return self._read(target, response)
+                    return self._read(target, response, limit)
                 finally:
                     response.close()
         raise InputError(
@@ -283,21 +398,26 @@ class UrlFetcher:
             "reachable from the internet, or send the image itself",
         )
 
-    def _pool(self, target: _Target, address: IPAddress) -> urllib3.HTTPConnectionPool:
+    def _pool(self, target: _Target, address: IPAddress, limit: _Deadline) -> urllib3.HTTPConnectionPool:
+        left = max(0.001, limit.remaining())
+        timeout = urllib3.Timeout(
+            connect=min(self._policy.connect_timeout, left), read=min(self._policy.read_timeout, left)
+        )
         if target.scheme == "https":
             # Connect to the checked address; SNI and certificate verification use the host name.
-            return urllib3.HTTPSConnectionPool(
+            return _WatchedHTTPSPool(
                 str(address),
                 target.port,
-                timeout=self._timeout,
+                timeout=timeout,
                 retries=False,
                 maxsize=1,
                 server_hostname=target.host,
                 assert_hostname=target.host,
+                deadline=limit,
             )
-        return urllib3.HTTPConnectionPool(str(address), target.port, timeout=self._timeout, retries=False, maxsize=1)
+        return _WatchedHTTPPool(str(address), target.port, timeout=timeout, retries=False, maxsize=1, deadline=limit)
 
-    def _read(self, target: _Target, response: urllib3.BaseHTTPResponse) -> FetchedUrl | str:
+    def _read(self, target: _Target, response: urllib3.BaseHTTPResponse, limit: _Deadline) -> FetchedUrl | str:
         status = response.status
         if status in REDIRECT_STATUSES:
             location = response.headers.get("Location")
@@ -316,15 +436,14 @@ class UrlFetcher:
         declared = _content_length(response.headers.get("Content-Length"))
         if declared is not None and declared > self._policy.max_bytes:
             raise self._too_large(target)
-        deadline = time.monotonic() + self._policy.read_timeout
         body = bytearray()
         # read1 returns after one network read, so a server sending a byte at a time meets the deadline.
         while chunk := response.read1(_CHUNK_BYTES):
             body += chunk
             if len(body) > self._policy.max_bytes:
                 raise self._too_large(target)
-            if time.monotonic() > deadline:
-                raise _read_timeout(target, self._policy)
+            limit.check(target)
+        limit.check(target)  # a body cut short by the deadline is not an image
         if not body:
             raise InputError(
                 ErrorCode.IMAGE_EMPTY,
@@ -443,33 +562,38 @@ def _content_length(value: str | None) -> int | None:
 def _read_timeout(target: _Target, policy: FetchPolicy) -> InputError:
     return InputError(
         ErrorCode.URL_TIMEOUT,
-        f"{target.host} did not send the image within {policy.read_timeout:g} s; try again later, "
+        f"{target.host} sent nothing for {policy.read_timeout:g} s while the image was awaited; try again later, "
         "use a faster server or send the image itself",
     )
 
 
 @contextmanager
-def _translated_errors(target: _Target, policy: FetchPolicy) -> Iterator[None]:
+def _translated_errors(target: _Target, policy: FetchPolicy, limit: _Deadline) -> Iterator[None]:
     """Turns urllib3's transport errors into errors the sender of the URL can act on."""
     try:
         yield
-    except ConnectTimeoutError:
-        raise InputError(
+    except (HTTPError, OSError) as error:
+        if limit.passed():  # the deadline shut the connection down or cut a timeout short: the cause is time
+            raise limit.error(target) from None
+        raise _transport_error(error, target, policy) from None
+
+
+def _transport_error(error: HTTPError | OSError, target: _Target, policy: FetchPolicy) -> InputError:
+    if isinstance(error, ConnectTimeoutError):
+        return InputError(
             ErrorCode.URL_TIMEOUT,
             f"{target.host} did not accept a connection within {policy.connect_timeout:g} s; "
             "try again later or send the image itself",
-        ) from None
-    except ReadTimeoutError:
-        raise _read_timeout(target, policy) from None
-    except SSLError:
-        raise InputError(
+        )
+    if isinstance(error, ReadTimeoutError):
+        return _read_timeout(target, policy)
+    if isinstance(error, SSLError):
+        return InputError(
             ErrorCode.URL_UNREACHABLE,
             f"could not make a trusted HTTPS connection to {target.host} (its certificate is invalid, expired "
             "or issued for another name); fix the certificate or use another URL",
-        ) from None
-    except HTTPError:
-        raise InputError(
-            ErrorCode.URL_UNREACHABLE,
-            f"the connection to {target.host} failed while downloading the image; try again later or send "
-            "the image itself",
-        ) from None
+        )
+    return InputError(
+        ErrorCode.URL_UNREACHABLE,
+        f"the connection to {target.host} failed while downloading the image; try again later or send the image itself",
+    )
