@@ -53,7 +53,9 @@ cors = (
     else None
 )
 app = APIGatewayRestResolver(enable_validation=True, cors=cors)
-pipeline = Pipeline(UrlFetcher(FetchPolicy.from_settings(settings)), settings.max_image_pixels)
+pipeline = Pipeline(
+    UrlFetcher(FetchPolicy.from_settings(settings)), settings.max_image_pixels, settings.max_request_pixels
+)
 
 try:
     registry: ModelRegistry | None = ModelRegistry.load(settings.models_config_path)
@@ -139,8 +141,15 @@ def request_images() -> list[ImageInput]:
     )
 
 
+def download_deadline() -> float:
+    """When the request's URL downloads must end (time.monotonic()): the function's time left, less the
+    time kept to decode, run the model and answer."""
+    left = app.lambda_context.get_remaining_time_in_millis() / 1000.0
+    return time.monotonic() + left - settings.answer_time_reserve
+
+
 ModelName = Annotated[
-    str | None, Query(description="Model to use (GET /models lists them); the task's default when omitted.")
+    str | None, Query(description="Model to use (GET /models lists them); the task's default when omitted or empty.")
 ]
 
 
@@ -160,10 +169,10 @@ def predict(
 ) -> Response[str]:
     start = time.perf_counter()
     negotiate(header(app.current_event.headers, "accept"), [JSON])
-    loaded = model_store().get_for_task(Task.CLASSIFICATION, model)
+    loaded = model_store().get_for_task(Task.CLASSIFICATION, model or None)
     inputs = request_images()
     k = top_k or loaded.spec.top_k
-    results = pipeline.classify(loaded, inputs, k)
+    results = pipeline.classify(loaded, inputs, k, deadline=download_deadline())
     return answer(loaded, {"top_k": k}, results, start)
 
 
@@ -196,7 +205,7 @@ def object_detection(
 ) -> Response[str]:
     start = time.perf_counter()
     media_type = negotiate(header(app.current_event.headers, "accept"), [JSON, *IMAGE_FORMATS])
-    loaded = model_store().get_for_task(Task.DETECTION, model)
+    loaded = model_store().get_for_task(Task.DETECTION, model or None)
     inputs = request_images()
     if media_type != JSON and len(inputs) != 1:
         raise ApiError(
@@ -211,7 +220,7 @@ def object_detection(
         iou=spec.iou_threshold if iou is None else iou,
         max_detections=max_detections or spec.max_detections,
     )
-    results = pipeline.detect(loaded, inputs, parameters)
+    results = pipeline.detect(loaded, inputs, parameters, deadline=download_deadline(), keep_images=media_type != JSON)
     if media_type == JSON:
         return answer(loaded, parameters.__dict__, results, start)
     record(loaded, results)
@@ -311,15 +320,25 @@ def refuse(error: ApiError) -> Response[str]:
 
 @app.exception_handler(RequestValidationError)
 def handle_invalid_parameters(error: RequestValidationError) -> Response[str]:
-    details = [
-        {"loc": ".".join(str(part) for part in item.get("loc", ())), "message": item.get("msg", "")}
-        for item in error.errors()
-    ]
+    repeated = repeated_query_parameters()
+    details = []
+    for item in error.errors():
+        location = tuple(str(part) for part in item.get("loc", ()))
+        message = item.get("msg", "")
+        if location[:1] == ("query",) and location[1:2] and location[1] in repeated:
+            message = f"repeated ({repeated[location[1]]} values); give it once"
+        details.append({"loc": ".".join(location), "message": message})
     summary = "; ".join(f"{detail['loc']}: {detail['message']}" for detail in details)
     invalid = ApiError(
         HTTPStatus.UNPROCESSABLE_ENTITY, ErrorCode.INVALID_PARAMETER, f"Invalid parameters: {summary}", details
     )
     return refuse(invalid)
+
+
+def repeated_query_parameters() -> dict[str, int]:
+    """Query parameters given more than once, with their counts (API Gateway keeps them all in multiValue*)."""
+    values = app.current_event.multi_value_query_string_parameters or {}
+    return {name: len(given) for name, given in values.items() if len(given) > 1}
 
 
 @app.not_found
@@ -347,7 +366,17 @@ def handle_unexpected(error: Exception) -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics(capture_cold_start_metric=True, raise_on_empty_metrics=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return app.resolve(without_empty_query_parameters(event), context)
+
+
+def without_empty_query_parameters(event: dict[str, Any]) -> dict[str, Any]:
+    """`?model=&top_k=` as a browser form sends for empty fields: the same as leaving them out."""
+    for key in ("queryStringParameters", "multiValueQueryStringParameters"):
+        parameters = event.get(key)
+        if isinstance(parameters, dict):
+            kept = {name: value for name, value in parameters.items() if value not in ("", [""])}
+            event[key] = kept or None
+    return event
 
 
 def openapi_schema() -> dict[str, Any]:

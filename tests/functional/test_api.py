@@ -356,7 +356,7 @@ def test_undecodable_oversized_and_empty_images_fail_alone() -> None:
 def test_an_unexpected_failure_is_a_500_with_the_request_id_and_no_trace(
     monkeypatch: pytest.MonkeyPatch, logs: io.StringIO
 ) -> None:
-    def explode(*_: object) -> None:
+    def explode(*_: object, **__: object) -> None:
         raise RuntimeError("internal detail that must not leak")
 
     monkeypatch.setattr(app.pipeline, "classify", explode)

@@ -26,6 +26,7 @@ from lambda_vision.decoders.boxes import batched_nms, iou, non_max_suppression
 from lambda_vision.decoders.classification import SoftmaxDecoder
 from lambda_vision.decoders.picodet import PicoDetDecoder
 from lambda_vision.decoders.yolov8 import YoloV8Decoder
+from lambda_vision.errors import ErrorCode
 from lambda_vision.fetch import FetchPolicy, UrlFetcher
 from lambda_vision.inputs import ImageInput
 from lambda_vision.models import LoadedModel, ModelStore
@@ -386,9 +387,9 @@ def load_toy(tmp_path: Path, *, batch: int | str) -> LoadedModel:
     )
 
 
-def pipeline(max_image_pixels: int = 1_000_000) -> Pipeline:
+def pipeline(max_image_pixels: int = 1_000_000, max_request_pixels: int | None = None) -> Pipeline:
     unused = UrlFetcher(FetchPolicy(connect_timeout=1.0, read_timeout=1.0, max_bytes=1, max_redirects=0))
-    return Pipeline(unused, max_image_pixels=max_image_pixels)
+    return Pipeline(unused, max_image_pixels=max_image_pixels, max_request_pixels=max_request_pixels)
 
 
 def found_in(result: ImageResult) -> list[tuple[str, float, list[float]]]:
@@ -420,11 +421,42 @@ def test_a_large_jpeg_decoded_reduced_still_gives_boxes_in_full_size_pixels(tmp_
     buffer = io.BytesIO()
     Image.new("RGB", (1280, 2560), (255, 255, 255)).save(buffer, "JPEG")
     inputs = [ImageInput(index=0, source="big.jpg", data=buffer.getvalue())]
-    [result] = pipeline(max_image_pixels=4_000_000).detect(model, inputs, PARAMETERS)
+    [result] = pipeline(max_image_pixels=4_000_000).detect(model, inputs, PARAMETERS, keep_images=True)
     assert result.decoded is not None
     assert result.decoded.image.size == (160, 320)  # decoded at 1/8, still at least 64x64
     assert (result.decoded.width, result.decoded.height) == (1280, 2560)
     assert found_in(result)[0] == ("a", 1.0, [320, 640, 960, 1920])
+
+
+def test_decoded_images_are_released_once_in_the_tensor_unless_kept(tmp_path: Path) -> None:
+    model = load_toy(tmp_path, batch="N")
+    inputs = [ImageInput(index=i, source=f"{i}.png", data=png(255)) for i in range(3)]
+    released = pipeline().detect(model, inputs, PARAMETERS)
+    assert [(r.decoded, r.width, r.height) for r in released] == [(None, 128, 256)] * 3
+    assert [r.to_json()["width"] for r in released] == [128] * 3
+    [kept] = pipeline().detect(model, inputs[:1], PARAMETERS, keep_images=True)
+    assert kept.decoded is not None
+    assert kept.decoded.image.size == (128, 256)
+
+
+def test_images_over_the_request_pixel_budget_fail_alone_and_the_others_are_answered(tmp_path: Path) -> None:
+    """128x256 = 32,768 pixels each: a budget of 70,000 admits two; the third, over it, gets its own error."""
+    model = load_toy(tmp_path, batch="N")
+    inputs = [ImageInput(index=i, source=f"{i}.png", data=png(255)) for i in range(3)]
+    inputs.append(ImageInput(index=3, source="broken.png", data=b"not an image"))
+    results = pipeline(max_request_pixels=70_000).detect(model, inputs, PARAMETERS)
+    assert [r.ok for r in results] == [True, True, False, False]
+    assert found_in(results[1])[0] == ("a", 1.0, [32, 64, 96, 192])
+    error = results[2].error
+    assert error is not None
+    assert error.code is ErrorCode.PIXEL_BUDGET_EXCEEDED
+    assert error.message == (
+        "The image is 128x256 = 32,768 pixels, and the images before it in this request already take 65,536 of"
+        " the 70,000 pixels one request may decode (MAX_REQUEST_PIXELS). Send this image in another request."
+    )
+    assert "width" not in results[2].to_json()  # refused from its header: never decoded
+    assert results[3].error is not None
+    assert results[3].error.code is ErrorCode.IMAGE_UNDECODABLE
 
 
 def test_detect_applies_the_requested_threshold_and_limit(tmp_path: Path) -> None:

@@ -32,6 +32,8 @@ class ErrorCode(StrEnum):
     IMAGE_UNDECODABLE = "image_undecodable"
     IMAGE_TOO_LARGE = "image_too_large"
     IMAGE_EMPTY = "image_empty"
+    IMAGE_UNSUPPORTED_FORMAT = "image_unsupported_format"
+    PIXEL_BUDGET_EXCEEDED = "pixel_budget_exceeded"
     URL_INVALID = "url_invalid"
     URL_FORBIDDEN = "url_forbidden"
     URL_UNREACHABLE = "url_unreachable"

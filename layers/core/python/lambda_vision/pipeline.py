@@ -13,7 +13,7 @@ from lambda_vision.decoders.base import Classification, Detection, Detections, F
 from lambda_vision.decoders.boxes import batched_nms
 from lambda_vision.errors import InputError
 from lambda_vision.fetch import UrlFetcher
-from lambda_vision.imaging import DecodedImage, decode_image
+from lambda_vision.imaging import DecodedImage, PixelBudget, decode_image
 from lambda_vision.inputs import ImageInput
 from lambda_vision.models import LoadedModel
 from lambda_vision.preprocess import Geometry
@@ -31,7 +31,9 @@ class DetectionParameters:
 @dataclass
 class ImageResult:
     input: ImageInput
-    decoded: DecodedImage | None = None
+    width: int | None = None  # of the image as displayed, once its header was read
+    height: int | None = None
+    decoded: DecodedImage | None = None  # kept only when asked for (keep_images): else released once in the tensor
     error: InputError | None = None
     classifications: list[Classification] | None = None
     detections: list[Detection] | None = None
@@ -50,8 +52,8 @@ class ImageResult:
             "source": self.input.source,
             "status": "ok" if self.error is None else "error",
         }
-        if self.decoded is not None:
-            result["width"], result["height"] = self.decoded.width, self.decoded.height
+        if self.width is not None:
+            result["width"], result["height"] = self.width, self.height
         if self.error is not None:
             result["error"] = self.error.to_body()
         elif self.classifications is not None:
@@ -74,21 +76,44 @@ def _elapsed_ms(start: float) -> float:
 
 
 class Pipeline:
-    def __init__(self, fetcher: UrlFetcher, max_image_pixels: int) -> None:
+    """Runs a request's images through a model.
+
+    Memory stays bounded whatever the images: each is charged to the request's pixel budget from its header
+    before it is decoded, images are decoded one at a time, and a decoded image (and a downloaded file) is
+    released as soon as its input tensor exists, unless `keep_images` asks for it (one annotated image).
+    """
+
+    def __init__(self, fetcher: UrlFetcher, max_image_pixels: int, max_request_pixels: int | None = None) -> None:
         self.fetcher = fetcher
         self.max_image_pixels = max_image_pixels
+        self.max_request_pixels = max_request_pixels
 
-    def classify(self, model: LoadedModel, inputs: Sequence[ImageInput], top_k: int) -> list[ImageResult]:
+    def classify(
+        self,
+        model: LoadedModel,
+        inputs: Sequence[ImageInput],
+        top_k: int,
+        *,
+        deadline: float | None = None,
+        keep_images: bool = False,
+    ) -> list[ImageResult]:
+        """`deadline` (time.monotonic()) is when every URL download of the request must have ended."""
         decoder = model.decoder
         assert isinstance(decoder, ClassificationDecoder)
 
         def decode(result: ImageResult, outputs: list[FloatArray]) -> None:
             result.classifications = decoder.decode(outputs, top_k)[0]
 
-        return self._run(model, inputs, decode)
+        return self._run(model, inputs, decode, deadline, keep_images)
 
     def detect(
-        self, model: LoadedModel, inputs: Sequence[ImageInput], parameters: DetectionParameters
+        self,
+        model: LoadedModel,
+        inputs: Sequence[ImageInput],
+        parameters: DetectionParameters,
+        *,
+        deadline: float | None = None,
+        keep_images: bool = False,
     ) -> list[ImageResult]:
         decoder = model.decoder
         assert isinstance(decoder, DetectionDecoder)
@@ -103,7 +128,7 @@ class Pipeline:
                 for box, score, class_id in zip(boxes.tolist(), kept.scores.tolist(), kept.class_ids, strict=True)
             ]
 
-        return self._run(model, inputs, decode)
+        return self._run(model, inputs, decode, deadline, keep_images)
 
     @staticmethod
     def image_bytes(result: ImageResult) -> bytes:
@@ -115,12 +140,15 @@ class Pipeline:
         model: LoadedModel,
         inputs: Sequence[ImageInput],
         decode_outputs: Callable[[ImageResult, list[FloatArray]], None],
+        deadline: float | None,
+        keep_images: bool,
     ) -> list[ImageResult]:
         results = [ImageResult(input=item) for item in inputs]
-        self._load(results)
+        self._load(results, deadline)
+        budget = PixelBudget(self.max_request_pixels) if self.max_request_pixels is not None else None
         for result in results:
             if result.ok:
-                self._prepare(model, result)
+                self._prepare(model, result, budget, keep_images)
         ready = [result for result in results if result.ok]
         start = time.perf_counter()
         outputs = model.run([result._tensor for result in ready if result._tensor is not None])
@@ -133,8 +161,8 @@ class Pipeline:
             result._tensor = None
         return results
 
-    def _load(self, results: Sequence[ImageResult]) -> None:
-        """Fetch URL inputs, several at a time."""
+    def _load(self, results: Sequence[ImageResult], deadline: float | None) -> None:
+        """Fetch URL inputs, several at a time, each within its own time limit and the request's deadline."""
         remote = [result for result in results if result.input.url is not None]
         if not remote:
             return
@@ -143,7 +171,7 @@ class Pipeline:
             start = time.perf_counter()
             try:
                 assert result.input.url is not None
-                result._fetched = self.fetcher.fetch(result.input.url).data
+                result._fetched = self.fetcher.fetch(result.input.url, deadline).data
             except InputError as error:
                 result.error = error
             result.timings_ms["fetch"] = _elapsed_ms(start)
@@ -151,18 +179,23 @@ class Pipeline:
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_FETCHES, len(remote))) as pool:
             list(pool.map(fetch, remote))
 
-    def _prepare(self, model: LoadedModel, result: ImageResult) -> None:
+    def _prepare(self, model: LoadedModel, result: ImageResult, budget: PixelBudget | None, keep_image: bool) -> None:
         start = time.perf_counter()
         try:
-            result.decoded = decode_image(
-                self.image_bytes(result), self.max_image_pixels, model.preprocessor.resized_size
+            decoded = decode_image(
+                self.image_bytes(result), self.max_image_pixels, model.preprocessor.resized_size, budget
             )
         except InputError as error:
             result.error = error
+            result._fetched = None
             return
         finally:
             result.timings_ms["decode"] = _elapsed_ms(start)
+        result.width, result.height = decoded.width, decoded.height
         start = time.perf_counter()
-        decoded = result.decoded
         result._tensor, result._geometry = model.preprocessor(decoded.image, decoded.width, decoded.height)
         result.timings_ms["preprocess"] = _elapsed_ms(start)
+        if keep_image:
+            result.decoded = decoded
+        else:
+            result._fetched = None

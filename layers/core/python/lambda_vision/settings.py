@@ -27,9 +27,12 @@ class Settings:
     max_images_per_request: int = 16
     max_body_bytes: int = LAMBDA_PAYLOAD_LIMIT
     max_image_pixels: int = 40_000_000
+    max_request_pixels: int = 160_000_000  # all images of a request together: bounds its memory and time
     default_top_k: int = 5
     url_connect_timeout: float = 3.0
     url_read_timeout: float = 10.0
+    url_timeout: float = 10.0  # one URL, connection to last byte, redirects included
+    answer_time_reserve: float = 4.0  # URL downloads end this long before the function's timeout
     url_max_bytes: int = 10 * 1024 * 1024
     url_max_redirects: int = 3
     url_allowed_hosts: frozenset[str] = frozenset()  # empty: any public host
@@ -65,9 +68,12 @@ class Settings:
             max_images_per_request=int(number("MAX_IMAGES_PER_REQUEST", defaults.max_images_per_request)),
             max_body_bytes=int(number("MAX_BODY_BYTES", defaults.max_body_bytes)),
             max_image_pixels=int(number("MAX_IMAGE_PIXELS", defaults.max_image_pixels)),
+            max_request_pixels=int(number("MAX_REQUEST_PIXELS", defaults.max_request_pixels)),
             default_top_k=int(number("DEFAULT_TOP_K", defaults.default_top_k)),
             url_connect_timeout=number("URL_CONNECT_TIMEOUT", defaults.url_connect_timeout),
             url_read_timeout=number("URL_READ_TIMEOUT", defaults.url_read_timeout),
+            url_timeout=number("URL_TIMEOUT", defaults.url_timeout),
+            answer_time_reserve=number("ANSWER_TIME_RESERVE", defaults.answer_time_reserve),
             url_max_bytes=int(number("URL_MAX_BYTES", defaults.url_max_bytes)),
             url_max_redirects=int(number("URL_MAX_REDIRECTS", defaults.url_max_redirects)),
             url_allowed_hosts=frozenset(host.lower() for host in _split(env.get("URL_ALLOWED_HOSTS", ""))),
