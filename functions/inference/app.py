@@ -30,9 +30,9 @@ from lambda_vision.inputs import ImageInput, header, read_images
 from lambda_vision.models import LoadedModel, ModelStore
 from lambda_vision.pipeline import DetectionParameters, ImageResult, Pipeline
 from lambda_vision.registry import ModelConfigError, ModelRegistry, Task
-from lambda_vision.render import IMAGE_FORMATS, draw_detections, encode
-from lambda_vision.responses import JSON, error_response, json_response, negotiate
-from lambda_vision.settings import Settings
+from lambda_vision.render import IMAGE_FORMATS, ImageTooLargeError, draw_detections, encode_to_fit
+from lambda_vision.responses import JSON, acceptable, delivered_as_binary, error_response, json_response, negotiate
+from lambda_vision.settings import LAMBDA_PAYLOAD_LIMIT, Settings
 
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "lambda-vision")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "LambdaVision")
@@ -204,7 +204,10 @@ def object_detection(
     max_detections: Annotated[int | None, Query(ge=1, le=1000, description="Most detections per image.")] = None,
 ) -> Response[str]:
     start = time.perf_counter()
-    media_type = negotiate(header(app.current_event.headers, "accept"), [JSON, *IMAGE_FORMATS])
+    accept = header(app.current_event.headers, "accept")
+    media_type = negotiate(accept, [JSON, *IMAGE_FORMATS])
+    if not delivered_as_binary(accept):
+        media_type = JSON  # API Gateway would hand the client an image as base64 text: answer what it can read
     loaded = model_store().get_for_task(Task.DETECTION, model or None)
     inputs = request_images()
     if media_type != JSON and len(inputs) != 1:
@@ -224,24 +227,46 @@ def object_detection(
     if media_type == JSON:
         return answer(loaded, parameters.__dict__, results, start)
     record(loaded, results)
-    return annotated_image(loaded, results[0], media_type)
+    image_types = [media_type, *(other for other in acceptable(accept, list(IMAGE_FORMATS)) if other != media_type)]
+    return annotated_image(loaded, results[0], image_types)
 
 
-def annotated_image(model: LoadedModel, result: ImageResult, media_type: str) -> Response[str]:
+# What an annotated image may take of Lambda's 6 MB response once base64-encoded: the rest is for the
+# status, the headers and the JSON around the body.
+ANNOTATED_IMAGE_MAX_BYTES = (LAMBDA_PAYLOAD_LIMIT - 16 * 1024) // 4 * 3
+
+
+def annotated_image(model: LoadedModel, result: ImageResult, media_types: list[str]) -> Response[str]:
+    """The image with its boxes drawn, in the first of `media_types` that fits in a Lambda response (or
+    another acceptable one, or scaled down: the X-Image-Scale header then says by how much)."""
     if result.error is not None or result.detections is None or result.decoded is None:
         error = result.error
         code, message = (error.code, error.message) if error else (ErrorCode.IMAGE_UNDECODABLE, "No image")
         raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, code, message)
     decoded = result.decoded
+    result.decoded = None
     if decoded.image.size != (decoded.width, decoded.height):  # a reduced JPEG decode: the boxes need full size
         decoded = decode_image(pipeline.image_bytes(result), settings.max_image_pixels)
     picture = draw_detections(decoded.image, result.detections, model.labels)
+    del decoded
+    try:
+        encoded = encode_to_fit(picture, media_types, ANNOTATED_IMAGE_MAX_BYTES)
+    except ImageTooLargeError:
+        raise ApiError(
+            HTTPStatus.NOT_ACCEPTABLE,
+            ErrorCode.RESPONSE_TOO_LARGE,
+            f"The annotated image does not fit in Lambda's 6 MB response as {' or '.join(media_types)}, even"
+            " scaled down. Ask for image/jpeg, or for application/json to get the boxes.",
+        ) from None
+    headers = {"X-Detections": str(len(result.detections))}
+    if encoded.scale < 1.0:
+        headers["X-Image-Scale"] = f"{encoded.scale:.4f}"
     # Encoded here rather than returned as bytes, which response validation would try to read as text.
     response = Response(
         status_code=int(HTTPStatus.OK),
-        content_type=media_type,
-        body=base64.b64encode(encode(picture, media_type)).decode("ascii"),
-        headers={"X-Detections": str(len(result.detections))},
+        content_type=encoded.media_type,
+        body=base64.b64encode(encoded.data).decode("ascii"),
+        headers=headers,
     )
     response.base64_encoded = True
     return response

@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     MODEL_NOT_FOUND = "model_not_found"
     WRONG_MODEL_TASK = "wrong_model_task"
     NOT_ACCEPTABLE = "not_acceptable"
+    RESPONSE_TOO_LARGE = "response_too_large"
     ROUTE_NOT_FOUND = "route_not_found"
     MODEL_UNAVAILABLE = "model_unavailable"
     INTERNAL_ERROR = "internal_error"

@@ -113,8 +113,10 @@ def decode_image(
 def _identify(data: bytes) -> str | None:
     """The name of the format of `data` among all Pillow knows, from its header only (nothing is decoded)."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.format
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # deprecation notices of formats refused anyway
+            with Image.open(io.BytesIO(data)) as image:
+                return image.format
     except Exception:  # noqa: BLE001 - not an image any reader recognises
         return None
 
