@@ -159,7 +159,7 @@ ModelName = Annotated[
     description="Top-k labels for each image of the request, in the order the images were sent.",
     responses={
         200: {"description": "One result per image", "content": {JSON: {"model": schemas.InferenceResponse}}},
-        422: {"description": "Invalid parameters", "content": {JSON: {"model": schemas.ErrorResponse}}},
+        **schemas.error_responses(schemas.INFERENCE_ERRORS),
     },
     tags=["inference"],
 )
@@ -181,8 +181,10 @@ def predict(
     summary="Detect objects in images",
     description=(
         "Boxes (x1, y1, x2, y2 in pixels of the original image) with label and score for each image. "
-        "With `Accept: image/jpeg` (or image/png) and exactly one image, the answer is that image with its "
-        "boxes drawn."
+        "When the first type of the Accept header is image/jpeg, image/png or image/* (what API Gateway delivers "
+        "as binary) and the request has exactly one image, the answer is that image with its boxes drawn, "
+        "within Lambda's 6 MB response: at lower JPEG quality, in another accepted type, or scaled down "
+        "(header X-Image-Scale)."
     ),
     responses={
         200: {
@@ -193,7 +195,7 @@ def predict(
                 "image/png": {"schema": {"type": "string", "format": "binary"}},
             },
         },
-        422: {"description": "Invalid parameters", "content": {JSON: {"model": schemas.ErrorResponse}}},
+        **schemas.error_responses({**schemas.INFERENCE_ERRORS, **schemas.ANNOTATED_ERRORS}),
     },
     tags=["inference"],
 )

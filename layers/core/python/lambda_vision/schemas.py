@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, Field
 
 
@@ -97,6 +98,41 @@ class Health(BaseModel):
     models: dict[str, str]
     version: str | None = Field(default=None, description="Version of lambda-vision, when ready.")
     error: ErrorDetail | None = None
+
+
+JSON = "application/json"
+PER_IMAGE_CODES = (
+    "`image_empty`, `image_undecodable`, `image_unsupported_format`, `image_too_large`, `pixel_budget_exceeded`,"
+    " `url_invalid`, `url_forbidden`, `url_unreachable`, `url_timeout`, `url_too_large`, `url_http_error`,"
+    " `url_too_many_redirects`"
+)
+# Every error status an inference route answers, with its codes (README "Errors" has the same table).
+INFERENCE_ERRORS: dict[int, str] = {
+    400: "The body cannot be read (`invalid_multipart`, `invalid_json`, `invalid_base64`) or has no image"
+    " (`no_images`).",
+    404: "`model_not_found`: `model` names no configured model.",
+    406: "`not_acceptable`: the Accept header allows nothing this route answers with.",
+    413: "`body_too_large`: the body is over MAX_BODY_BYTES.",
+    415: "`unsupported_media_type`: a Content-Type other than multipart/form-data, application/json, image/*,"
+    " application/octet-stream.",
+    422: "`invalid_parameter` (a query parameter or JSON field is invalid, or a query parameter is repeated),"
+    " `too_many_images`, `wrong_model_task`.",
+    500: "`internal_error`: an unexpected failure; quote the request id.",
+    503: "`model_unavailable`: the model cannot be loaded.",
+}
+ANNOTATED_ERRORS: dict[int, str] = {
+    406: "`not_acceptable`: the Accept header allows nothing this route answers with, or an image was asked for"
+    " several images; `response_too_large`: the annotated image cannot fit in Lambda's 6 MB response.",
+    422: f"{INFERENCE_ERRORS[422]} With an image Accept type, the image's own error: {PER_IMAGE_CODES}.",
+}
+
+
+def error_responses(descriptions: dict[int, str]) -> dict[int, OpenAPIResponse]:
+    """OpenAPI responses for error statuses: the JSON error body, with the codes each status carries."""
+    return {
+        status: {"description": description, "content": {JSON: {"model": ErrorResponse}}}
+        for status, description in descriptions.items()
+    }
 
 
 # Request bodies are read by lambda_vision.inputs, not by the validation middleware; documented here.
