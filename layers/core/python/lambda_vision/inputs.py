@@ -17,12 +17,6 @@ from email.message import Message
 from http import HTTPStatus
 from typing import Any
 
-from requests_toolbelt.multipart.decoder import (
-    ImproperBodyPartContentException,
-    MultipartDecoder,
-    NonMultipartContentTypeException,
-)
-
 from lambda_vision.errors import ApiError, ErrorCode
 
 FILE_FIELDS = frozenset({"image", "images", "file", "files"})
@@ -136,6 +130,13 @@ def _from_multipart(raw: bytes, content_type: str, params: Mapping[str, str]) ->
         )
     if raw.strip() in (b"", f"--{params['boundary']}--".encode()):
         return []  # a form with no fields
+    # Imported on the first multipart request: requests-toolbelt brings requests with it, a cold-start cost.
+    from requests_toolbelt.multipart.decoder import (  # noqa: PLC0415
+        ImproperBodyPartContentException,
+        MultipartDecoder,
+        NonMultipartContentTypeException,
+    )
+
     try:
         parts = MultipartDecoder(raw, content_type).parts
     except (ImproperBodyPartContentException, NonMultipartContentTypeException, ValueError, IndexError) as error:
