@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cloudformation import Stack
 from openapi_spec_validator import validate
 
 from budget import load_template
+from cloudformation import Stack
 from generate_swagger import downgrade_schema, to_api_gateway
 
 ROOT = Path(__file__).resolve().parents[2]
