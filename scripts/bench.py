@@ -4,6 +4,11 @@ For each model: the whole handler (`app.lambda_handler` on an API Gateway event 
 end to end, its per-image stages are read from the response, and the network alone is timed with
 `session.run` on the very tensor the handler feeds it. The ratio handler / session.run is the overhead of
 everything around the model. Target: at most 1.10 for the layout model on a 2-megapixel JPEG.
+
+Then the cold start: the function's init (`import app`: imports, settings, registry, the default models) in
+fresh processes, against the floor of `import onnxruntime, numpy, PIL` plus one InferenceSession per default
+model, interleaved run by run; and where the init's import time goes, per top-level package
+(`python -X importtime`). Target: init at most 1.30 times the floor.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ import io
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +41,17 @@ from lambda_vision.imaging import decode_image  # noqa: E402
 
 STAGES = ("decode", "preprocess", "inference", "postprocess")
 TARGET_RATIO = 1.10
+INIT_TARGET_RATIO = 1.30
+FUNCTION_PATH = [str(ROOT / "layers" / "core" / "python"), str(ROOT / "functions" / "inference")]
+# Each child prints its wall and CPU time (every thread) from its first statement to the end of its init.
+CLOCKS = "import time as _t\n_start, _cpu = _t.perf_counter(), _t.process_time()\n"
+REPORT = "import json as _j\nprint(_j.dumps([_t.perf_counter() - _start, _t.process_time() - _cpu]))\n"
+FLOOR = (
+    "import onnxruntime, numpy, PIL.Image\n"
+    "for _path in {paths!r}:\n"
+    "    onnxruntime.InferenceSession(_path, providers=['CPUExecutionProvider'])\n"
+)
+FUNCTION_INIT = "import sys\nsys.path[:0] = {path!r}\nimport app\n"
 
 
 class Context:
@@ -96,11 +114,92 @@ def bench_model(name: str, route: str, image: bytes, label: str, *, repeats: int
     return row
 
 
+def child_times(code: str, env: dict[str, str]) -> tuple[float, float]:
+    result = subprocess.run(
+        [sys.executable, "-c", CLOCKS + code + REPORT], capture_output=True, text=True, check=True, env=env
+    )
+    wall, cpu = json.loads(result.stdout.strip().splitlines()[-1])
+    return float(wall), float(cpu)
+
+
+def init_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(PRELOAD_MODELS="true", POWERTOOLS_LOG_LEVEL="ERROR", POWERTOOLS_METRICS_DISABLED="true")
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def bench_init(runs: int) -> dict[str, Any]:
+    """Fresh processes, alternating floor and function, so both see the same machine load."""
+    models = app.model_store()
+    paths = [
+        str(models.registry.base_dir / models.registry.get(name).file) for name in models.registry.defaults.values()
+    ]
+    env = init_environment()
+    floor_code = FLOOR.format(paths=paths)
+    function_code = FUNCTION_INIT.format(path=FUNCTION_PATH)
+    samples: dict[str, list[tuple[float, float]]] = {"floor": [], "function": []}
+    child_times(function_code, env)  # the first run fills the operating system's file cache
+    for _ in range(runs):
+        samples["floor"].append(child_times(floor_code, env))
+        samples["function"].append(child_times(function_code, env))
+    row: dict[str, Any] = {"runs": runs, "models": list(models.registry.defaults.values())}
+    for name, values in samples.items():
+        row[f"{name}_wall"] = median_ms([wall for wall, _ in values])
+        row[f"{name}_cpu"] = median_ms([cpu for _, cpu in values])
+    row["ratio"] = row["function_wall"] / row["floor_wall"]
+    row["cpu_ratio"] = row["function_cpu"] / row["floor_cpu"]
+    return row
+
+
+def import_time_by_package() -> Counter[str]:
+    """Milliseconds of `import app` spent importing each top-level package (its modules' own times, rounded down)."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", FUNCTION_INIT.format(path=FUNCTION_PATH)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=init_environment(),
+    )
+    spent: Counter[str] = Counter()
+    for line in result.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        own, _, name = line.removeprefix("import time:").split("|")
+        spent[name.strip().split(".")[0]] += int(own) // 1000
+    return spent
+
+
+def print_init(row: dict[str, Any], spent: Counter[str]) -> None:
+    print()
+    print(f"Cold start, median of {row['runs']} fresh processes each (ms); default models {', '.join(row['models'])}")
+    print()
+    print("| init | wall | CPU (all threads) |")
+    print("|---|---:|---:|")
+    print(f"| floor: import onnxruntime, numpy, PIL + one session per model | {row['floor_wall']:.0f} | "
+          f"{row['floor_cpu']:.0f} |")  # fmt: skip
+    print(f"| function: import app | {row['function_wall']:.0f} | {row['function_cpu']:.0f} |")
+    print(f"| ratio | {row['ratio']:.2f} | {row['cpu_ratio']:.2f} |")
+    verdict = "meets" if row["ratio"] <= INIT_TARGET_RATIO else "MISSES"
+    print()
+    print(f"init / floor: {row['ratio']:.2f} {verdict} the target of {INIT_TARGET_RATIO:.2f}")
+    floor_packages = {"onnxruntime", "numpy", "PIL"}
+    beyond = [(name, ms) for name, ms in spent.most_common() if name not in floor_packages and ms >= 5]
+    total = sum(ms for name, ms in spent.items() if name not in floor_packages)
+    print(f"imports beyond the floor's: {total:.0f} ms in one run, of which " +
+          ", ".join(f"{name} {ms:.0f}" for name, ms in beyond[:8]))  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--init-runs", type=int, default=9, help="fresh processes per side for the cold start")
+    parser.add_argument("--init-only", action="store_true", help="only the cold-start measurement")
     args = parser.parse_args()
+    if args.init_only:
+        print_init(bench_init(args.init_runs), import_time_by_package())
+        return
 
     page = sample_images.encode(sample_images.render_text_page(), "JPEG", quality=90)
     cases = [
@@ -130,6 +229,7 @@ def main() -> None:
     verdict = "meets" if layout["ratio"] <= TARGET_RATIO else "MISSES"
     print()
     print(f"layout on a 2-megapixel JPEG: ratio {layout['ratio']:.3f} {verdict} the target of {TARGET_RATIO:.2f}")
+    print_init(bench_init(args.init_runs), import_time_by_package())
 
 
 if __name__ == "__main__":

@@ -6,10 +6,14 @@ This script adds what API Gateway needs and rewrites what it cannot import:
 
 - OpenAPI 3.1 (what Powertools emits) becomes 3.0.1, the newest version API Gateway REST imports: nullable
   unions, `const`, numeric `exclusiveMinimum`, schema `examples` are written the 3.0 way;
-- every operation gets an `aws_proxy` integration with the inference function (`${InferenceFunction.Arn}`,
-  resolved by CloudFormation because template.yaml includes this file with AWS::Include), the request
-  validator and, when the stack's `ApiKeyRequired` parameter is "true", the API key requirement;
-- every path gets an OPTIONS operation for CORS preflight requests, answered by the function;
+- every operation gets an `aws_proxy` integration with the inference function's published alias
+  (`${InferenceFunction.Arn}:live`, resolved by CloudFormation because template.yaml includes this file with
+  AWS::Include), the request validator and the security the stack's parameters choose: `Auth` (IAM SigV4 or
+  a Cognito user pool) and `ApiKeyRequired` (an API key on top);
+- every path gets an OPTIONS operation for CORS preflight requests, answered by API Gateway itself (a mock
+  integration: no invocation is billed) with the CORS headers when `CorsAllowOrigin` is set;
+- API Gateway's own errors (403, 413, 429, 5xx) answer the API's JSON error shape, with the CORS headers
+  when `CorsAllowOrigin` is set, so a browser sees them;
 - the binary media types, so images and multipart bodies reach the function intact.
 
     python scripts/generate_swagger.py           # write swagger.yaml
@@ -38,16 +42,39 @@ MODELS_DIR = ROOT / "layers" / "models" / "models"
 
 OPENAPI_VERSION = "3.0.1"
 FUNCTION = "InferenceFunction"
+# The function's AutoPublishAlias in template.yaml: the API invokes the published version (SnapStart runs
+# only published versions).
+FUNCTION_ALIAS = "live"
 INTEGRATION_URI = (
     "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
-    "${" + FUNCTION + ".Arn}/invocations"
+    "${" + FUNCTION + ".Arn}:" + FUNCTION_ALIAS + "/invocations"
 )
 # API Gateway's own limit: an integration answers within 29 s or the client gets 504.
 INTEGRATION_TIMEOUT_MS = 29_000
 BINARY_MEDIA_TYPES = ["multipart/form-data", "image/*", "application/octet-stream"]
-# A template condition (template.yaml): API keys are required only when the stack is deployed with them.
+# Template conditions (template.yaml) that choose the security of every operation and the CORS headers.
 API_KEY_CONDITION = "RequireApiKey"
+IAM_CONDITION = "AuthIam"
+COGNITO_CONDITION = "AuthCognito"
+CREATE_USER_POOL_CONDITION = "CreateUserPool"
+CORS_CONDITION = "HasCors"
 API_KEY_SCHEME = "api_key"
+IAM_SCHEME = "sigv4"
+COGNITO_SCHEME = "cognito"
+# What a browser may send: the API's own headers and those of a SigV4-signed request.
+CORS_ALLOW_HEADERS = (
+    "Content-Type",
+    "Accept",
+    "Authorization",
+    "X-Api-Key",
+    "X-Amz-Date",
+    "X-Amz-Security-Token",
+    "X-Amz-Content-Sha256",
+)
+CORS_MAX_AGE_S = 600
+# The headers a browser may read on an answer (the function sets X-Detections on annotated images).
+CORS_EXPOSE_HEADERS = ("X-Detections",)
+NO_VALUE = {"Ref": "AWS::NoValue"}
 REQUEST_VALIDATOR = "parameters"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 SCHEMA_REF = "#/components/schemas/"
@@ -171,10 +198,69 @@ def integration() -> dict[str, Any]:
     }
 
 
-def preflight_operation(path: str) -> dict[str, Any]:
+def when(condition: str, value: Any, otherwise: Any = NO_VALUE) -> dict[str, Any]:
+    return {"Fn::If": [condition, value, otherwise]}
+
+
+def security_requirement() -> dict[str, Any]:
+    """Each operation's security, as the stack's Auth and ApiKeyRequired parameters choose it."""
+
+    def with_key(scheme: str | None) -> dict[str, Any]:
+        alone: Any = [{scheme: []}] if scheme else NO_VALUE
+        both: list[dict[str, list[str]]] = [{scheme: [], API_KEY_SCHEME: []}] if scheme else [{API_KEY_SCHEME: []}]
+        return when(API_KEY_CONDITION, both, alone)
+
+    return when(IAM_CONDITION, with_key(IAM_SCHEME), when(COGNITO_CONDITION, with_key(COGNITO_SCHEME), with_key(None)))
+
+
+def security_schemes() -> dict[str, Any]:
+    """The API key, and the authorizer of the chosen Auth (an unused authorizer would still be created)."""
+    user_pool = when(CREATE_USER_POOL_CONDITION, [{"Fn::GetAtt": ["UserPool", "Arn"]}], [{"Ref": "CognitoUserPoolArn"}])
+    return {
+        API_KEY_SCHEME: {"type": "apiKey", "name": "x-api-key", "in": "header"},
+        IAM_SCHEME: when(
+            IAM_CONDITION,
+            {"type": "apiKey", "name": "Authorization", "in": "header", "x-amazon-apigateway-authtype": "awsSigv4"},
+        ),
+        COGNITO_SCHEME: when(
+            COGNITO_CONDITION,
+            {
+                "type": "apiKey",
+                "name": "Authorization",
+                "in": "header",
+                "x-amazon-apigateway-authtype": "cognito_user_pools",
+                "x-amazon-apigateway-authorizer": {
+                    "type": "cognito_user_pools",
+                    "providerARNs": user_pool,
+                    "identitySource": "method.request.header.Authorization",
+                },
+            },
+        ),
+    }
+
+
+def cors_headers(prefix: str, methods: list[str] | None) -> dict[str, Any]:
+    """Static header values for API Gateway's parameter mappings (quoted literals), when CORS is on."""
+    headers: dict[str, Any] = {f"{prefix}.Access-Control-Allow-Origin": {"Fn::Sub": "'${CorsAllowOrigin}'"}}
+    if methods is None:
+        headers[f"{prefix}.Access-Control-Expose-Headers"] = "'" + ",".join(CORS_EXPOSE_HEADERS) + "'"
+    else:
+        headers[f"{prefix}.Access-Control-Allow-Methods"] = "'" + ",".join(methods) + "'"
+        headers[f"{prefix}.Access-Control-Allow-Headers"] = "'" + ",".join(CORS_ALLOW_HEADERS) + "'"
+        headers[f"{prefix}.Access-Control-Max-Age"] = f"'{CORS_MAX_AGE_S}'"
+    headers[f"{prefix}.Vary"] = "'Origin'"
+    return headers
+
+
+def preflight_operation(path: str, methods: list[str]) -> dict[str, Any]:
+    """OPTIONS answered by API Gateway (a mock integration): a preflight costs no invocation."""
+    allowed = sorted({method.upper() for method in methods} | {"OPTIONS"})
     operation: dict[str, Any] = {
         "summary": "CORS preflight",
-        "description": "Answered by the function with the CORS headers of its CORS_ALLOW_ORIGIN setting.",
+        "description": (
+            "Answered by API Gateway itself with 204: the CORS headers when the stack's CorsAllowOrigin is set, "
+            "none otherwise (a browser then refuses the cross-origin request). No authentication."
+        ),
         "tags": ["cors"],
     }
     parameters = [
@@ -183,9 +269,43 @@ def preflight_operation(path: str) -> dict[str, Any]:
     ]
     if parameters:
         operation["parameters"] = parameters
-    operation["responses"] = {"204": {"description": "Allowed methods and headers"}}
-    operation["x-amazon-apigateway-integration"] = integration()
+    header_names = [name.rpartition(".")[2] for name in cors_headers("h", allowed)]
+    operation["responses"] = {
+        "204": {
+            "description": "Allowed origin, methods and headers",
+            "headers": {name: {"schema": {"type": "string"}} for name in header_names},
+        }
+    }
+    operation["x-amazon-apigateway-integration"] = {
+        "type": "mock",
+        "requestTemplates": {"application/json": '{"statusCode": 204}'},
+        "passthroughBehavior": "when_no_match",
+        "responses": {
+            "default": {
+                "statusCode": "204",
+                "responseParameters": when(CORS_CONDITION, cors_headers("method.response.header", allowed), {}),
+            }
+        },
+    }
     return operation
+
+
+# API Gateway's own answers (403, 413, 429, 504, ...) in the API's error shape; templates allow only simple
+# variable substitution, so the code is API Gateway's response type (ACCESS_DENIED, THROTTLED, ...).
+GATEWAY_ERROR_TEMPLATE = (
+    '{"error": {"code": "$context.error.responseType", "message": $context.error.messageString, '
+    '"request_id": "$context.requestId"}}'
+)
+
+
+def gateway_responses() -> dict[str, Any]:
+    return {
+        response_type: {
+            "responseParameters": when(CORS_CONDITION, cors_headers("gatewayresponse.header", None), {}),
+            "responseTemplates": {"application/json": GATEWAY_ERROR_TEMPLATE},
+        }
+        for response_type in ("DEFAULT_4XX", "DEFAULT_5XX")
+    }
 
 
 def to_api_gateway(openapi: dict[str, Any]) -> dict[str, Any]:
@@ -206,28 +326,23 @@ def to_api_gateway(openapi: dict[str, Any]) -> dict[str, Any]:
     components["schemas"] = {names[name]: downgrade_schema(schema) for name, schema in schemas.items()}
     document = rename_refs(walk_schemas(document, downgrade_schema), names)
     components = document["components"]
-    components.setdefault("securitySchemes", {})[API_KEY_SCHEME] = {
-        "type": "apiKey",
-        "name": "x-api-key",
-        "in": "header",
-    }
+    components.setdefault("securitySchemes", {}).update(security_schemes())
 
     for path, item in document["paths"].items():
         methods = [method for method in HTTP_METHODS if method in item]
         if not methods:
             raise SystemExit(f"{path}: no operation")
+        if "options" in item:
+            raise SystemExit(f"{path}: OPTIONS is answered by API Gateway (CORS preflight), not by the app")
         for method in methods:
             operation = item[method]
             operation["x-amazon-apigateway-integration"] = integration()
-            if method == "options":
-                continue
             operation["x-amazon-apigateway-request-validator"] = REQUEST_VALIDATOR
-            operation["security"] = {
-                "Fn::If": [API_KEY_CONDITION, [{API_KEY_SCHEME: []}], {"Ref": "AWS::NoValue"}],
-            }
-        item.setdefault("options", preflight_operation(path))
+            operation["security"] = security_requirement()
+        item["options"] = preflight_operation(path, methods)
 
     document["x-amazon-apigateway-binary-media-types"] = list(BINARY_MEDIA_TYPES)
+    document["x-amazon-apigateway-gateway-responses"] = gateway_responses()
     # Required path and query parameters are checked by API Gateway; bodies by the function, whose errors say
     # precisely what is wrong with which image.
     document["x-amazon-apigateway-request-validators"] = {

@@ -1,14 +1,22 @@
 """The inference API: POST /predict, POST /object_detection, GET /models, GET /models/{name}, GET /health.
 
 Everything that lasts across requests (settings, the model registry, ONNX Runtime sessions) is created once
-per container, at start-up; the default models are loaded during the init phase unless PRELOAD_MODELS=false.
+per container, at start-up; the default models are loaded during the init phase unless PRELOAD_MODELS=false,
+in a background thread started before anything else is imported (init_phase.py). With SnapStart, the
+snapshot is taken after one warm-up inference per default model (`before_snapshot`).
 """
 
 from __future__ import annotations
 
+# First of all: the default models start loading while the imports below run.
+import init_phase
+
+# isort: split
+
 import base64
 import json
 import os
+import random
 import time
 import warnings
 from http import HTTPStatus
@@ -29,10 +37,10 @@ from lambda_vision.imaging import decode_image
 from lambda_vision.inputs import ImageInput, header, read_images
 from lambda_vision.models import LoadedModel, ModelStore
 from lambda_vision.pipeline import DetectionParameters, ImageResult, Pipeline
-from lambda_vision.registry import ModelConfigError, ModelRegistry, Task
-from lambda_vision.render import IMAGE_FORMATS, ImageTooLargeError, draw_detections, encode_to_fit
+from lambda_vision.registry import ModelRegistry, Task
+from lambda_vision.render import IMAGE_FORMATS, ImageTooLargeError, draw_detections, encode, encode_to_fit
 from lambda_vision.responses import JSON, acceptable, delivered_as_binary, error_response, json_response, negotiate
-from lambda_vision.settings import LAMBDA_PAYLOAD_LIMIT, Settings
+from lambda_vision.settings import LAMBDA_PAYLOAD_LIMIT
 
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "lambda-vision")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "LambdaVision")
@@ -40,7 +48,7 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "LambdaVision")
 # Requests that record no metric (GET /models, refused requests) are normal, not worth a warning each.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
-settings = Settings.from_env()
+settings = init_phase.settings
 logger = Logger()
 metrics = Metrics()
 cors = (
@@ -57,13 +65,11 @@ pipeline = Pipeline(
     UrlFetcher(FetchPolicy.from_settings(settings)), settings.max_image_pixels, settings.max_request_pixels
 )
 
-try:
-    registry: ModelRegistry | None = ModelRegistry.load(settings.models_config_path)
-    registry_error: str | None = None
-except ModelConfigError as error:
-    registry, registry_error = None, str(error)
+registry: ModelRegistry | None = init_phase.registry
+registry_error: str | None = init_phase.registry_error
+if registry_error is not None:
     logger.error("model registry could not be loaded", extra={"reason": registry_error})
-store = ModelStore(registry, settings) if registry is not None else None
+store: ModelStore | None = init_phase.store
 
 
 def model_store() -> ModelStore:
@@ -78,13 +84,6 @@ def load_default_models() -> dict[str, str]:
     for name in models.registry.defaults.values():
         models.get(models.registry.get(name))
     return dict.fromkeys(models.registry.defaults.values(), "loaded")
-
-
-if settings.preload_models and store is not None:
-    try:
-        load_default_models()
-    except ApiError as error:
-        logger.error("default models could not be loaded", extra={"reason": error.message})
 
 
 def request_id() -> str | None:
@@ -418,3 +417,63 @@ def openapi_schema() -> dict[str, Any]:
     for route in ("/predict", "/object_detection"):
         document["paths"][route]["post"]["requestBody"] = schemas.REQUEST_BODY
     return document
+
+
+# The end of the init phase: every default model loaded (in the background since the first import).
+if (preload_error := init_phase.preload.wait()) is not None:
+    logger.error("default models could not be loaded", extra={"reason": preload_error.message})
+
+
+def warm_up_image(width: int, height: int) -> bytes:
+    """A JPEG with edges and colours (a flat image would skip work a real one does), at a model's input size."""
+    from PIL import Image  # noqa: PLC0415 - only when a snapshot is taken
+
+    pixels = bytes((x * 7 + y * 3) % 256 for y in range(height) for x in range(width))
+    grey = Image.frombytes("L", (width, height), pixels)
+    picture = Image.merge("RGB", (grey, grey.transpose(Image.Transpose.FLIP_LEFT_RIGHT), grey.rotate(180)))
+    return encode(picture, "image/jpeg")
+
+
+def before_snapshot() -> dict[str, int]:
+    """SnapStart: the snapshot holds every default model's session, each warmed by one inference through the
+    whole pipeline (decode, pre-process, run, decode the outputs). Results per model name: labels or boxes."""
+    models = model_store()
+    warmed: dict[str, int] = {}
+    for task, name in models.registry.defaults.items():
+        model = models.get(models.registry.get(name))
+        width, height = model.spec.size
+        image = ImageInput(index=0, source="warm-up", data=warm_up_image(width, height))
+        if task is Task.CLASSIFICATION:
+            (result,) = pipeline.classify(model, [image], model.spec.top_k)
+            count = len(result.classifications or [])
+        else:
+            parameters = DetectionParameters(
+                model.spec.score_threshold, model.spec.iou_threshold, model.spec.max_detections
+            )
+            (result,) = pipeline.detect(model, [image], parameters)
+            count = len(result.detections or [])
+        if result.error is not None:
+            raise RuntimeError(f"warm-up inference of {name!r} failed: {result.error.message}")
+        warmed[name] = count
+    logger.info("snapshot ready", extra={"warmed": warmed})
+    return warmed
+
+
+def after_restore() -> None:
+    """SnapStart: every environment restored from one snapshot starts with the same memory. What must differ
+    between them is re-seeded from the operating system (Python's and NumPy's global random generators)."""
+    import numpy  # noqa: PLC0415 - already loaded with ONNX Runtime
+
+    random.seed()
+    numpy.random.seed()
+    logger.info("restored from snapshot")
+
+
+try:
+    # Lambda's managed runtime (and awslambdaric) provide this module; it runs the hooks only with SnapStart.
+    from snapshot_restore_py import register_after_restore, register_before_snapshot  # type: ignore[import-untyped]
+except ImportError:
+    pass
+else:
+    register_before_snapshot(before_snapshot)
+    register_after_restore(after_restore)

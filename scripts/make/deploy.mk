@@ -14,10 +14,13 @@ BUILD_INPUTS := template.yaml swagger.yaml $(shell find functions/inference laye
 	-not -name '.*' -not -name '*.pyc' -not -path '*/__pycache__/*' -not -path 'layers/dependencies/python/*' \
 	2>/dev/null | sort)
 
-.PHONY: validate swagger swagger-check build builds budget lock deploy smoke destroy
+.PHONY: validate swagger swagger-check build builds budget lock deploy smoke destroy cost
 
 validate: $(SAM_VENV)/.installed ## sam validate --lint (cfn-lint) on template.yaml
 	$(SAM_RUN) validate --lint --template-file template.yaml
+
+cost: $(VENV)/.installed ## The most a day of the stack can cost (template defaults and samconfig.toml environments)
+	$(PY) scripts/cost.py
 
 swagger: $(VENV)/.installed ## Regenerate swagger.yaml from the app's OpenAPI document
 	$(PY) scripts/generate_swagger.py

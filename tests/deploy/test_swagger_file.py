@@ -3,6 +3,8 @@ names, one integration per operation, valid once CloudFormation has resolved the
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from budget import load_template
+from cloudformation import Stack
 from generate_swagger import downgrade_schema, to_api_gateway
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,34 +32,41 @@ def test_swagger_is_what_the_app_describes() -> None:
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
 
 
-def resolved(node: Any, api_key_required: bool) -> Any:
-    """What CloudFormation leaves of the intrinsic functions in the swagger body."""
-    if isinstance(node, list):
-        return [resolved(item, api_key_required) for item in node]
-    if not isinstance(node, dict):
-        return node
-    if "Fn::Sub" in node:
-        return (
-            node["Fn::Sub"]
-            .replace("${AWS::Partition}", "aws")
-            .replace("${AWS::Region}", "eu-west-1")
-            .replace(
-                "${InferenceFunction.Arn}", "arn:aws:lambda:eu-west-1:123456789012:function:lambda-vision-Inference"
-            )
-        )
-    if "Fn::If" in node:
-        _, when_true, when_false = node["Fn::If"]
-        return resolved(when_true if api_key_required else when_false, api_key_required)
-    values = {key: resolved(value, api_key_required) for key, value in node.items()}
-    return {key: value for key, value in values.items() if value != {"Ref": "AWS::NoValue"}}
+def resolved(parameters: dict[str, str]) -> Any:
+    """The swagger body as CloudFormation leaves it for the given stack parameters."""
+    template = load_template(ROOT / "template.yaml")
+    stack = Stack({"Parameters": template["Parameters"], "Conditions": template["Conditions"]}, parameters)
+    text = json.dumps(stack.resolve(SWAGGER))
+    for reference, value in {
+        "${InferenceFunction.Arn}": "arn:aws:lambda:us-east-1:123456789012:function:lambda-vision-Inference",
+        "${AWS::Partition}": "aws",
+        "${AWS::Region}": "us-east-1",
+    }.items():
+        text = text.replace(reference, value)
+    document = json.loads(text)
+    # What remains is resolved by CloudFormation: {"Fn::Sub": <a string>} -> the string.
+    return json.loads(re.sub(r'\{"Fn::Sub": ("[^"]*")\}', r"\1", json.dumps(document)))
 
 
-@pytest.mark.parametrize("api_key_required", [True, False])
-def test_swagger_is_valid_openapi_3_0_once_deployed(api_key_required: bool) -> None:
-    document = resolved(SWAGGER, api_key_required)
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        {},
+        {"ApiKeyRequired": "true"},
+        {"Auth": "IAM", "ApiKeyRequired": "true", "CorsAllowOrigin": "https://app.example.com"},
+        {"Auth": "COGNITO", "CognitoUserPoolArn": "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_A"},
+    ],
+)
+def test_swagger_is_valid_openapi_3_0_once_deployed(parameters: dict[str, str]) -> None:
+    document = resolved(parameters)
+    assert "Fn::" not in json.dumps(document)
     validate(document)
     security = document["paths"]["/predict"]["post"].get("security")
-    assert security == ([{"api_key": []}] if api_key_required else None)
+    if parameters.get("ApiKeyRequired") == "true":
+        assert security is not None
+        assert {"api_key"} <= set(security[0])
+    else:
+        assert security is None or "api_key" not in security[0]
 
 
 def test_model_names_are_alphanumeric() -> None:

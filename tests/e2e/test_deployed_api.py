@@ -2,7 +2,8 @@
 answer compared with the function's answer to the same event, computed here in-process.
 
 Skipped unless API_URL is set (scripts/smoke sets it from the stack's outputs; API_KEY when the stack requires
-a key). What only the real API Gateway does (binary bodies, unknown routes, API keys) is checked on top.
+a key, API_AUTH=IAM when requests must be signed with SigV4 by your AWS credentials). What only the real API
+Gateway does (binary bodies, unknown routes, API keys, authentication, CORS preflight) is checked on top.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import copy
 import io
 import json
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -23,6 +25,7 @@ from support import EVENTS_DIR, LambdaContext, load_event
 
 API_URL = os.environ.get("API_URL", "").rstrip("/")
 API_KEY = os.environ.get("API_KEY", "")
+API_AUTH = os.environ.get("API_AUTH", "NONE")
 TIMEOUT = 35  # API Gateway answers within 29 s
 SCORE_TOLERANCE = 0.02  # arm64 and x86_64 builds of ONNX Runtime round differently
 
@@ -39,32 +42,51 @@ class Answer:
     status: int
     content_type: str
     body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def json(self) -> Any:
         return json.loads(self.body)
 
 
-def send(event: dict[str, Any], api_key: str | None = API_KEY) -> Answer:
+def signed(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """The request signed with AWS Signature Version 4 for execute-api, with the caller's AWS credentials."""
+    import boto3  # noqa: PLC0415 - only for stacks deployed with Auth=IAM
+    from botocore.auth import SigV4Auth  # noqa: PLC0415
+    from botocore.awsrequest import AWSRequest  # noqa: PLC0415
+
+    credentials = boto3.Session().get_credentials()
+    assert credentials is not None, "Auth=IAM: no AWS credentials to sign with"
+    region = (request.url or "").split("//", 1)[1].split(".")[2]  # <id>.execute-api.<region>.amazonaws.com
+    aws_request = AWSRequest(method=request.method, url=request.url, data=request.body, headers=dict(request.headers))
+    SigV4Auth(credentials.get_frozen_credentials(), "execute-api", region).add_auth(aws_request)
+    request.headers.update(dict(aws_request.headers.items()))
+    return request
+
+
+def send(event: dict[str, Any], api_key: str | None = API_KEY, sign: bool = API_AUTH == "IAM") -> Answer:
     """The HTTP request that API Gateway turned into `event`, sent to the deployed stage."""
     headers = {
         name: value
         for name, value in (event.get("headers") or {}).items()
-        if name.lower() in {"content-type", "accept", "origin"}
+        if name.lower() in {"content-type", "accept", "origin", "access-control-request-method"}
     }
     if api_key:
         headers["x-api-key"] = api_key
     body: str | None = event.get("body")
     data = base64.b64decode(body or "") if event.get("isBase64Encoded") else (body.encode() if body else None)
-    response = requests.request(
+    request = requests.Request(
         event["httpMethod"],
         API_URL + event["path"],
         params=event.get("queryStringParameters"),
         headers=headers,
         data=data,
-        timeout=TIMEOUT,
-    )
-    return Answer(response.status_code, response.headers.get("Content-Type", ""), response.content)
+    ).prepare()
+    if sign:
+        request = signed(request)
+    with requests.Session() as session:
+        response = session.send(request, timeout=TIMEOUT)
+    return Answer(response.status_code, response.headers.get("Content-Type", ""), response.content, response.headers)
 
 
 def local(event: dict[str, Any]) -> Answer:
@@ -113,11 +135,37 @@ def test_deployed_api_answers_like_the_function(name: str) -> None:
         assert_same_results(deployed.json, expected.json)
 
 
-def test_an_unknown_route_is_refused_by_api_gateway() -> None:
-    # API Gateway answers routes it does not know itself, before any function runs.
+def test_an_unknown_route_is_refused_by_api_gateway_in_the_api_error_shape() -> None:
+    # API Gateway answers routes it does not know itself, before any function runs (its gateway responses).
     answer = send({"httpMethod": "GET", "path": "/no-such-route"})
     assert answer.status == 403
-    assert answer.json == {"message": "Missing Authentication Token"}
+    error = answer.json["error"]
+    assert error["code"] == "MISSING_AUTHENTICATION_TOKEN"
+    assert error["message"] == "Missing Authentication Token"
+    assert error["request_id"]
+
+
+def test_cors_preflight_is_answered_by_api_gateway() -> None:
+    origin = "https://app.example.com"
+    answer = send(
+        {
+            "httpMethod": "OPTIONS",
+            "path": "/predict",
+            "headers": {"Origin": origin, "Access-Control-Request-Method": "POST"},
+        },
+        api_key=None,
+        sign=False,
+    )
+    assert answer.status == 204
+    if "Access-Control-Allow-Origin" in answer.headers:  # the stack's CorsAllowOrigin is set
+        assert "POST" in answer.headers["Access-Control-Allow-Methods"].split(",")
+
+
+@pytest.mark.skipif(API_AUTH != "IAM", reason="the stack does not use Auth=IAM (API_AUTH unset)")
+def test_an_unsigned_call_is_refused_when_the_stack_uses_iam() -> None:
+    answer = send({"httpMethod": "GET", "path": "/health"}, sign=False)
+    assert answer.status == 403
+    assert answer.json["error"]["code"] == "MISSING_AUTHENTICATION_TOKEN"
 
 
 def test_health_is_ready_once_deployed() -> None:

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 import app
+import init_phase
 import make_events
 import sample_images
 from lambda_vision.fetch import FetchPolicy, UrlFetcher
@@ -446,9 +447,11 @@ def test_health_is_503_while_a_default_model_cannot_load(monkeypatch: pytest.Mon
 def app_with_cors(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("CORS_ALLOW_ORIGIN", "https://app.example.com")
     monkeypatch.setenv("PRELOAD_MODELS", "false")
+    importlib.reload(init_phase)  # the settings are read there, first thing in the function's init
     importlib.reload(app)
     yield app
     monkeypatch.undo()
+    importlib.reload(init_phase)
     importlib.reload(app)
 
 

@@ -18,12 +18,6 @@ from email.message import Message
 from http import HTTPStatus
 from typing import Any
 
-from requests_toolbelt.multipart.decoder import (
-    ImproperBodyPartContentException,
-    MultipartDecoder,
-    NonMultipartContentTypeException,
-)
-
 from lambda_vision.errors import ApiError, ErrorCode
 
 FILE_FIELDS = frozenset({"image", "images", "file", "files"})
@@ -134,6 +128,13 @@ def _from_multipart(raw: bytes, content_type: str) -> list[ImageInput]:
     boundary = _boundary(content_type)
     if raw.strip() in (b"", f"--{boundary}--".encode()):
         return []  # a form with no fields
+    # Imported on the first multipart request: requests-toolbelt brings requests with it, a cold-start cost.
+    from requests_toolbelt.multipart.decoder import (  # noqa: PLC0415
+        ImproperBodyPartContentException,
+        MultipartDecoder,
+        NonMultipartContentTypeException,
+    )
+
     try:
         # The boundary as parsed above (quoted, spaced or RFC 2231 forms), in the one form the decoder reads.
         parts = MultipartDecoder(raw, f"multipart/form-data; boundary={boundary}").parts
