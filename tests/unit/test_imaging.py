@@ -13,10 +13,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from lambda_vision.errors import ErrorCode, InputError
-from lambda_vision.imaging import DecodedImage, decode_image
+from lambda_vision.imaging import DecodedImage, PixelBudget, decode_image
 
 LIMIT = 40_000_000
 RED, BLUE, WHITE, BLACK = (255, 0, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)
@@ -347,3 +349,70 @@ def test_a_huge_image_is_too_large_not_undecodable(width: int, height: int) -> N
     error = decode_error(png_header_only(width, height))
     assert error.code is ErrorCode.IMAGE_TOO_LARGE
     assert error.message.startswith(f"The image is {width}x{height} = {width * height:,} pixels; the limit is")
+
+
+# --- The request's pixel budget ---------------------------------------------------------------------------------
+
+
+def test_the_budget_is_charged_from_the_header_before_decoding() -> None:
+    budget = PixelBudget(1_000)
+    decode_image(encode(red_blue(20, 20), "PNG"), LIMIT, budget=budget)  # 400 pixels
+    decode_image(encode(red_blue(20, 30), "PNG"), LIMIT, budget=budget)  # 600: exactly the budget
+    assert budget.used == 1_000
+    with pytest.raises(InputError) as raised:
+        decode_image(png_header_only(1, 1), LIMIT, budget=budget)
+    assert raised.value.code is ErrorCode.PIXEL_BUDGET_EXCEEDED
+    assert budget.used == 1_000  # a refused image takes nothing
+
+
+def test_an_image_refused_by_the_budget_is_never_decoded() -> None:
+    budget = PixelBudget(1_000_000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError) as raised:
+            decode_image(png_header_only(6_000, 6_000), LIMIT, budget=budget)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert raised.value.code is ErrorCode.PIXEL_BUDGET_EXCEEDED
+    assert peak < 1_000_000
+
+
+@given(
+    sizes=st.lists(st.tuples(st.integers(1, 3_000), st.integers(1, 3_000)), max_size=20), limit=st.integers(1, 10**7)
+)
+def test_the_budget_admits_images_in_order_while_their_total_stays_within_it(
+    sizes: list[tuple[int, int]], limit: int
+) -> None:
+    budget = PixelBudget(limit)
+    admitted = 0
+    for width, height in sizes:
+        fits = admitted + width * height <= limit
+        if fits:
+            budget.take(width, height)
+            admitted += width * height
+        else:
+            with pytest.raises(InputError):
+                budget.take(width, height)
+        assert budget.used == admitted <= limit
+
+
+# --- Only the documented formats ----------------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:IM image format is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("fmt", ["DDS", "ICO", "PCX", "PPM", "QOI", "SGI", "TGA", "IM", "XBM"])
+def test_formats_beyond_the_documented_ones_are_named_and_refused(fmt: str) -> None:
+    image = red_blue(16, 16).convert("1") if fmt == "XBM" else red_blue(16, 16)
+    error = decode_error(encode(image, fmt))
+    assert error.code is ErrorCode.IMAGE_UNSUPPORTED_FORMAT
+    assert error.message == (
+        f"The image is in {fmt} format, which this API does not read. Convert it to one of"
+        " JPEG, PNG, WebP, GIF, BMP, TIFF."
+    )
+
+
+def test_a_multi_picture_jpeg_from_a_camera_is_read_as_jpeg() -> None:
+    data = encode(red_blue(32, 24), "MPO", save_all=True, append_images=[red_blue(32, 24)])
+    decoded = decode_image(data, LIMIT)
+    assert (decoded.width, decoded.height) == (32, 24)

@@ -6,11 +6,13 @@ import json
 from http import HTTPStatus
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lambda_vision.errors import ApiError, ErrorCode
-from lambda_vision.responses import error_response, json_response, negotiate
+from lambda_vision.responses import acceptable, delivered_as_binary, error_response, json_response, negotiate
 
-JSON, PNG = "application/json", "image/png"
+JSON, PNG, JPEG = "application/json", "image/png", "image/jpeg"
 OFFERED = [JSON, PNG]  # a route that answers JSON by default, or a rendered image
 
 
@@ -141,3 +143,56 @@ def test_an_error_response_has_a_code_a_message_details_and_the_request_id() -> 
 def test_an_error_without_details_or_request_id_leaves_them_out() -> None:
     response = error_response(ApiError(HTTPStatus.NOT_FOUND, ErrorCode.MODEL_NOT_FOUND, "No model."), None)
     assert response.body == '{"error":{"code":"model_not_found","message":"No model."}}'
+
+
+# --- What API Gateway delivers ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("accept", "binary"),
+    [
+        ("image/jpeg", True),
+        ("image/png;q=0.5, application/json", True),
+        ("IMAGE/WEBP", True),
+        ("image/*", True),
+        ("application/octet-stream", True),
+        ("multipart/form-data", True),
+        ("*/*", False),
+        ("*/*, image/jpeg", False),
+        ("text/html;q=0.1, image/jpeg", False),
+        ("application/json, image/png", False),
+        ("", False),
+        (None, False),
+        (",, image/png", True),  # empty entries are no media type
+    ],
+)
+def test_an_answer_is_delivered_as_bytes_only_for_a_binary_first_accept_type(accept: str | None, binary: bool) -> None:
+    assert delivered_as_binary(accept) is binary
+
+
+@pytest.mark.parametrize(
+    ("accept", "ranked"),
+    [
+        (None, [JSON, PNG, JPEG]),
+        ("image/*", [PNG, JPEG]),
+        ("image/jpeg, image/png;q=0.5", [JPEG, PNG]),
+        ("image/png, image/jpeg;q=0", [PNG]),
+        ("*/*;q=0.1, image/jpeg", [JPEG, JSON, PNG]),
+        ("text/html", []),
+    ],
+)
+def test_acceptable_types_come_most_preferred_first(accept: str | None, ranked: list[str]) -> None:
+    assert acceptable(accept, [JSON, PNG, JPEG]) == ranked
+
+
+@given(accept=st.text(max_size=60))
+def test_any_accept_header_gives_an_offered_type_or_a_406(accept: str) -> None:
+    allowed = acceptable(accept, [JSON, PNG, JPEG])
+    assert set(allowed) <= {JSON, PNG, JPEG}
+    try:
+        chosen = negotiate(accept, [JSON, PNG, JPEG])
+    except ApiError as error:
+        assert (error.status, allowed) == (HTTPStatus.NOT_ACCEPTABLE, [])
+    else:
+        assert chosen == allowed[0]
+    delivered_as_binary(accept)
