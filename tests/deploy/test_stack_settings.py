@@ -322,6 +322,7 @@ def test_the_api_invokes_the_live_alias_of_a_published_version() -> None:
             assert operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"].endswith(
                 "${InferenceFunction.Arn}:live/invocations"
             ), path
+    assert deployed(SnapStart="true").outputs()["FunctionAlias"] == {"Ref": alias_id}
     permissions = of_type(resources, "AWS::Lambda::Permission").values()
     assert {json.dumps(permission["Properties"]["FunctionName"]) for permission in permissions} == {
         json.dumps({"Ref": alias_id})
@@ -371,3 +372,11 @@ def test_a_new_layer_publishes_a_new_function_version(tmp_path: Path) -> None:
     shutil.copy(ROOT / "swagger.yaml", changed.parent / "swagger.yaml")
     changed.write_text(text.replace("ContentUri: layers/dependencies/", "ContentUri: s3://artifacts/other.zip"))
     assert version_id(tmp_path / "template.yaml") != version_id(changed)
+
+
+def test_every_stack_update_deploys_the_api_again() -> None:
+    # The definition holds parameter-dependent values (CORS origin, authorizer, API key requirement) that SAM's
+    # hash of the body cannot see change: without a new deployment the stage would keep serving the old ones.
+    assert TEMPLATE["Resources"]["InferenceApi"]["Properties"]["AlwaysDeploy"] is True
+    (deployment,) = of_type(deployed().resources(), "AWS::ApiGateway::Deployment").values()
+    assert deployment["Properties"]["RestApiId"] == {"Ref": "InferenceApi"}

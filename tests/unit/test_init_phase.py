@@ -1,0 +1,60 @@
+"""The init phase's background loading of the default models: every default model loaded once `wait` returns,
+a model that cannot load handed back as its error, anything else raised in the thread that waits."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from init_phase import Preload
+from lambda_vision.errors import ErrorCode
+from lambda_vision.models import ModelStore
+from lambda_vision.registry import ModelRegistry
+from lambda_vision.settings import Settings
+
+
+def store(models_dir: Path, tmp_path: Path) -> ModelStore:
+    return ModelStore(ModelRegistry.load(models_dir / "models.toml"), Settings(model_cache_dir=tmp_path))
+
+
+def test_wait_returns_once_every_default_model_is_loaded(models_dir: Path, tmp_path: Path) -> None:
+    models = store(models_dir, tmp_path)
+    assert not models.is_loaded("orientation")
+
+    assert Preload(models).start().wait() is None
+
+    assert models.is_loaded("orientation")
+    assert models.is_loaded("layout")
+    assert not models.is_loaded("nsfw")  # not a default: loaded on first use
+
+
+def test_a_default_model_that_cannot_load_is_handed_back(models_dir: Path, tmp_path: Path) -> None:
+    models = store(models_dir, tmp_path)
+    specs = dict(models.registry.specs)
+    specs["layout"] = dataclasses.replace(specs["layout"], sha256="0" * 64)
+    broken = ModelStore(dataclasses.replace(models.registry, specs=specs), models.settings)
+
+    error = Preload(broken).start().wait()
+
+    assert error is not None
+    assert error.code is ErrorCode.MODEL_UNAVAILABLE
+    assert "layout" in error.message
+    assert broken.is_loaded("orientation")
+
+
+def test_an_unexpected_failure_is_raised_where_the_init_waits(models_dir: Path, tmp_path: Path) -> None:
+    models = store(models_dir, tmp_path)
+
+    def explode(spec: object) -> None:
+        raise RuntimeError("a bug")
+
+    models.get = explode  # type: ignore[method-assign,assignment]
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        Preload(models).start().wait()
+
+
+def test_nothing_loads_without_preloading(models_dir: Path, tmp_path: Path) -> None:
+    assert Preload(None).start().wait() is None
