@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
 PREFIX = "/2018-06-01/runtime/"
@@ -30,7 +31,7 @@ class EnvironmentSide(Protocol):
 
     function_arn: str
 
-    def next_invocation(self) -> InvocationView | None: ...
+    def next_invocation(self, connected: Callable[[], bool]) -> InvocationView | None: ...
 
     def invocation_response(self, request_id: str, payload: bytes) -> bool: ...
 
@@ -82,6 +83,16 @@ def _read_request(rfile: BinaryIO, connection: socket.socket) -> _Request | None
         length = int(headers.get("content-length") or 0)
         body = rfile.read(length) if length else b""
     return _Request(parts[0], parts[1], headers, body)
+
+
+def _peer_open(connection: socket.socket) -> bool:
+    """False once the runtime has closed its side (its process died while waiting for work)."""
+    try:
+        return bool(connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except BlockingIOError:
+        return True  # nothing to read: still connected
+    except OSError:
+        return False
 
 
 def _response(status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> bytes:
@@ -142,7 +153,7 @@ class RuntimeApiServer:
                 request = _read_request(rfile, connection)
                 if request is None:
                     return
-                answer = self._dispatch(request)
+                answer = self._dispatch(request, connection)
                 if answer is None:
                     return
                 connection.sendall(answer)
@@ -155,14 +166,14 @@ class RuntimeApiServer:
             rfile.close()
             connection.close()
 
-    def _dispatch(self, request: _Request) -> bytes | None:
+    def _dispatch(self, request: _Request, connection: socket.socket) -> bytes | None:
         target = request.target
         if not target.startswith(PREFIX):
             return _NOT_FOUND
         action = target[len(PREFIX) :]
         environment = self.environment
         if request.method == "GET" and action == "invocation/next":
-            invocation = environment.next_invocation()
+            invocation = environment.next_invocation(lambda: _peer_open(connection))
             if invocation is None:
                 return None  # the environment is shutting down: drop the connection
             return _response(
