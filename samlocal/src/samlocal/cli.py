@@ -439,6 +439,8 @@ class LocalApi:
         self.watchdog.stop()
         for pool in self.pools.values():
             pool.close()
+        if unanswered:  # their functions were stopped: they answer 502 now
+            self.server.wait_answered(1.0)
         self.memory_watcher.stop()
         self.server.server_close()
         self.opt_dirs.remove()

@@ -456,7 +456,11 @@ class GatewayServer(ThreadingHTTPServer):
         for connection in idle:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-        deadline = time.monotonic() + grace
+        return self.wait_answered(grace, interrupted)
+
+    def wait_answered(self, timeout: float, interrupted: threading.Event | None = None) -> int:
+        """Waits up to `timeout` seconds for the requests in flight to be answered; how many are left."""
+        deadline = time.monotonic() + timeout
         with self._cond:
             while self._in_flight > 0 and not (interrupted is not None and interrupted.is_set()):
                 remaining = deadline - time.monotonic()
