@@ -7,7 +7,7 @@ runs an invocation, and kills the tree when the sum passes MemorySize. RLIMIT_AS
 ONNX Runtime reserve far more address space than they ever touch.
 
 Max Memory Used is the peak during the invocation: the kernel's VmHWM of the worker, reset when the
-invocation is delivered (`/proc/<pid>/clear_refs`), or the watcher's sampled peak of the whole tree if higher.
+previous one ended (`/proc/<pid>/clear_refs`), or the watcher's sampled peak of the whole tree if higher.
 """
 
 from __future__ import annotations
@@ -16,14 +16,18 @@ import contextlib
 import math
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Protocol
 
 _PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 # How often a busy environment's memory is sampled, and how often its list of descendants is refreshed.
-SAMPLE_INTERVAL = 0.005
-_TREE_REFRESH = 20
+SAMPLE_INTERVAL = 0.01
+_TREE_REFRESH = 10
+# The watcher keeps its pace this long after the last active environment, so that a stream of short
+# invocations never has to wake it.
+_LINGER = 2.0
 
 
 def resident_kb(pid: int) -> int:
@@ -103,6 +107,7 @@ class MemoryWatcher:
         self._active: dict[int, _Entry] = {}
         self._cond = threading.Condition()
         self._stopped = False
+        self._sleeping = False
         self._thread: threading.Thread | None = None
 
     def activate(self, watched: Watched) -> None:
@@ -110,12 +115,11 @@ class MemoryWatcher:
         with self._cond:
             if id(watched) in self._active:
                 return
-            idle = not self._active
             self._active[id(watched)] = _Entry(watched)
             if self._thread is None and not self._stopped:
                 self._thread = threading.Thread(target=self._run, name="memory-watcher", daemon=True)
                 self._thread.start()
-            if idle:  # only an idle watcher sleeps without a timeout
+            if self._sleeping:  # only a watcher idle for a while sleeps without a timeout
                 self._cond.notify()
 
     def deactivate(self, watched: Watched) -> None:
@@ -128,12 +132,16 @@ class MemoryWatcher:
             self._cond.notify()
 
     def _run(self) -> None:
+        quiet_since = time.monotonic()
         while True:
             with self._cond:
-                while not self._active and not self._stopped:
-                    self._cond.wait()
-                # The first sample comes one interval after activation: most invocations are over by then,
-                # and the kernel's high-water mark has their peak.
+                if self._active:
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since > _LINGER:
+                    self._sleeping = True
+                    while not self._active and not self._stopped:
+                        self._cond.wait()
+                    self._sleeping = False
                 self._cond.wait(self.interval)
                 if self._stopped:
                     return

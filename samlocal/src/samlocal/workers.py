@@ -23,18 +23,19 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from samlocal.console import Console
 from samlocal.memory import MemoryWatcher, peak_kb, reset_peak, to_mb
-from samlocal.runtime_api import RuntimeApiServer
+from samlocal.runtime_api import RuntimeApiServer, closed_unread, next_response, peer_open, unread_by_peer
 from samlocal.sandbox import worker_environment
 from samlocal.template import Function
 
@@ -49,6 +50,8 @@ DEFAULT_IDLE_TIMEOUT = 300.0
 # A warm runtime asks for its next invocation within a millisecond of answering the last one; one that has
 # not within this long is stopped or stuck, and its queued invocation goes elsewhere.
 PICKUP_LIMIT = 2.0
+# A runtime found stopped this long after its invocation was sent is checked for having read it at all.
+_UNREAD_CHECK_AFTER = 0.2
 # How many environments an undelivered invocation is offered to before it fails.
 _DELIVERY_ATTEMPTS = 3
 
@@ -170,6 +173,8 @@ class Environment:
         self._init_error: tuple[str, bytes] | None = None
         self._pending: Invocation | None = None
         self._pending_since = 0.0
+        self._parked: socket.socket | None = None  # the runtime's `next`, waiting for work
+        self._delivered_on: socket.socket | None = None  # the connection the current invocation went out on
         self._cond = threading.Condition()
         self.server = RuntimeApiServer(self)
         log_stream = time.strftime("%Y/%m/%d/[$LATEST]", time.gmtime()) + os.urandom(16).hex()
@@ -196,14 +201,46 @@ class Environment:
     # Gateway side ---------------------------------------------------------------------------------
 
     def submit(self, invocation: Invocation) -> bool:
-        """Queues the invocation for the runtime's next `next`; False if the environment has stopped."""
+        """Delivers the invocation to the runtime waiting in `next`, or queues it for its next `next`; False if
+        the environment has stopped."""
         with self._cond:
             if self.dead:
                 return False
-            self._pending = invocation
-            self._pending_since = time.monotonic()
-            self._cond.notify()
-            return True
+            connection = self._parked
+            if connection is None:
+                self._pending = invocation
+                self._pending_since = time.monotonic()
+                return True
+            self._parked = None
+            self._take(invocation, connection)
+        self._send(invocation, connection)
+        return True
+
+    def _take(self, invocation: Invocation, connection: socket.socket) -> None:
+        invocation.deliver()
+        self.current = invocation
+        self._delivered_on = connection
+        self.invocations += 1
+
+    def _send(self, invocation: Invocation, connection: socket.socket) -> None:
+        """Answers the parked `next` with the invocation; a runtime no longer there gets nothing, and the
+        invocation goes to another environment."""
+        # A stopped or dead process would never answer.
+        if _process_state(self.pid) not in "TZX" and peer_open(connection):
+            self._started(invocation)
+            with contextlib.suppress(OSError):
+                connection.sendall(next_response(invocation, self.function_arn))
+                return
+        with self._cond:
+            if self.current is not invocation:
+                return  # it ended meanwhile
+            self.current = None
+        self._abandon(invocation, "its runtime is stopped or gone")
+
+    def _started(self, invocation: Invocation) -> None:
+        self.peak_kb = 0
+        self.pool.watcher.activate(self)
+        self.pool.console.function(self.function.name, f"START RequestId: {invocation.request_id} Version: $LATEST")
 
     def stop(self) -> None:
         """Stops the environment now (retired, timed out, out of memory, or the emulator is stopping)."""
@@ -233,37 +270,54 @@ class Environment:
                 return None
             return self._pending
 
+    def unread(self, now: float) -> Invocation | None:
+        """The current invocation, if the runtime was stopped before it read it (sent, never received)."""
+        with self._cond:
+            invocation, connection = self.current, self._delivered_on
+        if invocation is None or connection is None or invocation.delivered_at is None:
+            return None
+        if now - invocation.delivered_at < _UNREAD_CHECK_AFTER or _process_state(self.pid) != "T":
+            return None
+        return invocation if unread_by_peer(connection) > 0 else None
+
+    def abandon_unread(self, invocation: Invocation) -> None:
+        with self._cond:
+            if self.current is not invocation:
+                return
+            self.current = None
+        self._abandon(invocation, "its runtime was stopped before it read the invocation")
+
     # Runtime API side -----------------------------------------------------------------------------
 
-    def next_invocation(self, connected: Callable[[], bool]) -> Invocation | None:
-        """The runtime asks for work: blocks until there is some; None when the environment stops."""
-        watcher = self.pool.watcher
+    def next_invocation(self, connection: socket.socket) -> Invocation | None:
+        """The runtime asks for work: the invocation waiting for it, or None (parked until `submit`)."""
         with self._cond:
             if not self.ready:
                 self.ready = True
                 self.init_duration_ms = (time.monotonic() - self.started) * 1000
-            if self._pending is None:
-                watcher.deactivate(self)
-            while self._pending is None and not self.dead:
-                self._cond.wait()
+                reset_peak(self.pid)  # the first invocation's peak starts after init
+            if self.dead:
+                return None
             invocation = self._pending
-            if self.dead or invocation is None:
+            if invocation is None:
+                self._parked = connection
+                self.pool.watcher.deactivate(self)
                 return None
             self._pending = None
-            # Delivered only to a runtime still there: a stopped or dead process would never answer.
-            reachable = connected() and _process_state(self.pid) not in "TZX"
-            if reachable:
-                invocation.deliver()
-                self.current = invocation
-                self.invocations += 1
-        if not reachable:
-            self._abandon(invocation, "its runtime is stopped or gone")
-            return None
-        reset_peak(self.pid)
-        self.peak_kb = 0
-        watcher.activate(self)
-        self.pool.console.function(self.function.name, f"START RequestId: {invocation.request_id} Version: $LATEST")
+            self._take(invocation, connection)
+        self._started(invocation)
         return invocation
+
+    def connection_closed(self, connection: socket.socket, unread: bool) -> None:
+        with self._cond:
+            if self._parked is connection:
+                self._parked = None
+            invocation = self.current
+            if not unread or invocation is None or self._delivered_on is not connection:
+                return
+            # The process closed the connection without reading its invocation: it died before the handler ran.
+            self.current = None
+        self._abandon(invocation, "its runtime exited before reading the invocation")
 
     def _take_current(self, request_id: str) -> Invocation | None:
         with self._cond:
@@ -370,6 +424,8 @@ class Environment:
         self.pool.watcher.deactivate(self)
         self.server.close()
         self.pool.remove(self)
+        if running is not None and self._delivered_on is not None and closed_unread(self._delivered_on):
+            pending, running = running, None  # sent, but never read: as good as queued
         if running is None and pending is not None and self.ready and self._out_of_memory_kb is None:
             # It died between two invocations: the queued one was never delivered.
             self.pool.console.info(
@@ -406,16 +462,19 @@ class Environment:
 
     def _finish(self, invocation: Invocation, outcome: Outcome) -> None:
         # The caller took the invocation from this environment, so it ends here once. The environment is
-        # free again before the client hears back: the client's next request must find it warm.
-        self._measure()
+        # free again before the client hears back: the client's next request must find it warm. The runtime
+        # waits for this call to return before it asks for more, so measuring after `complete` is exact.
         self.pool.release(self)
-        if invocation.complete(outcome):
+        completed = invocation.complete(outcome)
+        self._measure()
+        if completed:
             self._report(invocation, outcome)
 
     def _measure(self) -> None:
-        # The kernel's high-water mark sees every page touched between two samples.
-        kb = peak_kb(self.pid) if self._out_of_memory_kb is None else 0
-        self.memory_sample(kb)
+        # The kernel's high-water mark sees every page touched between two samples; it restarts for the next.
+        if self._out_of_memory_kb is None and not self.dead:
+            self.memory_sample(peak_kb(self.pid))
+            reset_peak(self.pid)
 
     def _report(self, invocation: Invocation, outcome: Outcome) -> None:
         function = self.function
@@ -629,6 +688,12 @@ class FunctionPool:
             if (invocation := environment.stalled(now)) is not None
         ]
 
+    def unread(self, now: float) -> list[tuple[Environment, Invocation]]:
+        """Invocations sent to a runtime that was stopped before reading them."""
+        with self._cond:
+            busy = [environment for environment in self.environments if environment not in self._idle]
+        return [(environment, invocation) for environment in busy if (invocation := environment.unread(now))]
+
     @property
     def busy(self) -> int:
         with self._cond:
@@ -672,4 +737,6 @@ class Watchdog:
                     environment.time_out(invocation)
                 for environment, invocation in pool.stalled(now):
                     environment.abandon_stalled(invocation)
+                for environment, invocation in pool.unread(now):
+                    environment.abandon_unread(invocation)
                 pool.reap(now)

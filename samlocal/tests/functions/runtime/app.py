@@ -14,20 +14,24 @@ from awslambdaric import lambda_runtime_client
 _CHUNK = 4 * 1024 * 1024
 
 
-def _stop_before_next() -> None:
-    """After this invocation's answer, the runtime stops itself before asking for the next one."""
+def _before_next(action: Any) -> None:
+    """Runs `action` once this invocation is answered, as the runtime is about to ask for the next one."""
     ask = lambda_runtime_client.LambdaRuntimeClient.wait_next_invocation
 
-    def stop_then_ask(client: Any) -> Any:
+    def act_then_ask(client: Any) -> Any:
         lambda_runtime_client.LambdaRuntimeClient.wait_next_invocation = ask
-        os.kill(os.getpid(), signal.SIGSTOP)
+        action()
         return ask(client)
 
-    lambda_runtime_client.LambdaRuntimeClient.wait_next_invocation = stop_then_ask
+    lambda_runtime_client.LambdaRuntimeClient.wait_next_invocation = act_then_ask
 
 
-def _exit_later(seconds: float) -> None:
-    """The process dies shortly after answering, while its environment is idle."""
+def _stop() -> None:
+    os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def _exit_after(seconds: float) -> None:
+    """The process dies `seconds` after asking for its next invocation, while its environment is idle."""
 
     def exit_now() -> None:
         time.sleep(seconds)
@@ -46,8 +50,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         time.sleep(0.002)
     time.sleep(float(query.get("seconds", "0")))
     if "stop-before-next" in query:
-        _stop_before_next()
+        _before_next(_stop)
     if "exit-after" in query:
-        _exit_later(float(query["exit-after"]))
+        seconds = float(query["exit-after"])
+        _before_next(lambda: _exit_after(seconds))
     body = {"pid": os.getpid(), "allocated_mb": allocated // (1024 * 1024), "request_id": context.aws_request_id}
     return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
