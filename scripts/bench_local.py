@@ -36,8 +36,9 @@ OVERHEAD_BUDGET_MS = 1.0
 CLIENTS = (1, 4, 16)
 PARALLEL = 8
 SLEEP_SECONDS = 1.0
-# 8 parallel 1 s requests within this many seconds: parallel (cold starts included), not queued.
-PARALLEL_BUDGET_S = 2.0
+# 8 parallel 1 s requests to warm environments within this many seconds: in parallel, not queued. The cold
+# burst (7 environments started for it) is reported only: its init time is the machine's.
+PARALLEL_BUDGET_S = 1.5
 
 MINIMAL_TEMPLATE = """\
 AWSTemplateFormatVersion: "2010-09-09"
@@ -321,12 +322,12 @@ def main() -> int:
 def parallel_rows_into(rows: list[str], port: int) -> bool:
     """A cold and a warm burst of parallel requests; True if either is over its budget."""
     over_budget = False
-    for burst in ("cold (1 warm, 7 started)", "warm"):
+    for burst, gated in (("cold (1 warm, 7 started)", False), ("warm", True)):
         elapsed = parallel_burst(port, PARALLEL, SLEEP_SECONDS)
-        over_budget |= elapsed > PARALLEL_BUDGET_S
+        over_budget |= gated and elapsed > PARALLEL_BUDGET_S
         rows.append(
             f"| {PARALLEL} parallel GET /sleep ({SLEEP_SECONDS:g} s handler), {burst} "
-            f"| {elapsed:.2f} | {PARALLEL * SLEEP_SECONDS:.0f} |"
+            f"| {'**' if gated else ''}{elapsed:.2f}{'**' if gated else ' (info)'} | {PARALLEL * SLEEP_SECONDS:.0f} |"
         )
     return over_budget
 
@@ -342,14 +343,14 @@ def report(
     print("\n| case | clients | requests/s | p50 ms |")
     print("|---|---:|---:|---:|")
     print("\n".join(throughput_rows))
-    print(f"\nParallel requests (budget {PARALLEL_BUDGET_S:g} s)")
+    print(f"\nParallel requests (budget {PARALLEL_BUDGET_S:g} s when warm)")
     print("\n| case | wall time s | one at a time s |")
     print("|---|---:|---:|")
     print("\n".join(parallel_rows))
     if over_budget:
         print(
             f"\nOVER BUDGET: more than {OVERHEAD_BUDGET_MS} ms of overhead per request (p50), "
-            f"or {PARALLEL} parallel requests slower than {PARALLEL_BUDGET_S:g} s"
+            f"or {PARALLEL} parallel requests to warm environments slower than {PARALLEL_BUDGET_S:g} s"
         )
         return 1
     print(
