@@ -131,7 +131,7 @@ class TestWorkers:
             while _state(pid) not in "ZX":  # the request comes the moment the worker is dead
                 time.sleep(0.0005)
             second = api.get("/reserved")
-            assert second.status_code == 200, second.text
+            assert second.status_code == 200, api.output()[-3000:]
             assert second.json()["pid"] != pid
         assert "Runtime exited with error: exit status 5" not in api.output()
 

@@ -175,6 +175,7 @@ class Environment:
         self._pending_since = 0.0
         self._parked: socket.socket | None = None  # the runtime's `next`, waiting for work
         self._delivered_on: socket.socket | None = None  # the connection the current invocation went out on
+        self._in_transit: Invocation | None = None  # taken from `submit`, not yet written to the runtime
         self._cond = threading.Condition()
         self.server = RuntimeApiServer(self)
         log_stream = time.strftime("%Y/%m/%d/[$LATEST]", time.gmtime()) + os.urandom(16).hex()
@@ -213,6 +214,7 @@ class Environment:
                 return True
             self._parked = None
             self._take(invocation, connection)
+            self._in_transit = invocation
         self._send(invocation, connection)
         return True
 
@@ -226,16 +228,19 @@ class Environment:
         """Answers the parked `next` with the invocation; a runtime no longer there gets nothing, and the
         invocation goes to another environment."""
         # A stopped or dead process would never answer.
-        if _process_state(self.pid) not in "TZX" and peer_open(connection):
-            self._started(invocation)
-            with contextlib.suppress(OSError):
-                connection.sendall(next_response(invocation, self.function_arn))
-                return
+        reachable = _process_state(self.pid) not in "TZX" and peer_open(connection)
         with self._cond:
             if self.current is not invocation:
-                return  # it ended meanwhile
-            self.current = None
-        self._abandon(invocation, "its runtime is stopped or gone")
+                return  # the process exited meanwhile, and the invocation went elsewhere
+            self._in_transit = None
+            if not reachable:
+                self.current = None
+        if not reachable:
+            self._abandon(invocation, "its runtime is stopped or gone")
+            return
+        self._started(invocation)
+        with contextlib.suppress(OSError):  # a runtime that dies now resets the connection: see `_exited`
+            connection.sendall(next_response(invocation, self.function_arn))
 
     def _started(self, invocation: Invocation) -> None:
         self.peak_kb = 0
@@ -419,6 +424,8 @@ class Environment:
             was_stopped = self.dead and self._out_of_memory_kb is None
             self.dead = True
             running, pending = self.current, self._pending
+            if running is not None and running is self._in_transit:
+                running, pending = None, running  # never written to the runtime
             self.current = self._pending = None
             self._cond.notify_all()
         self.pool.watcher.deactivate(self)
