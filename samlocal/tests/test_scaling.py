@@ -128,3 +128,23 @@ def test_eager_start_keeps_one_environment_warm_past_the_idle_timeout(tmp_path: 
         assert "stopped after" not in api.output()
     finally:
         api.close()
+
+
+def test_a_reserved_concurrency_of_zero_throttles_every_request(tmp_path: Path) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        TEMPLATE.read_text()
+        .replace("ReservedConcurrentExecutions: 1", "ReservedConcurrentExecutions: 0")
+        .replace("../functions/runtime/", str(TEMPLATE.parent.parent / "functions" / "runtime") + "/")
+    )
+    api = LocalApi(template, tmp_path / "console.log", "--warm-containers", "eager")
+    try:
+        assert re.search(r"ReservedFunction: .*up to 0 environment\(s\) at once", api.output())
+        response = api.get("/reserved")
+        assert response.status_code == 500
+        assert response.json() == {"message": "Internal server error"}
+        api.wait_for_output("ReservedConcurrentExecutions is 0: every invocation is throttled")
+        assert "[ReservedFunction] START" not in api.output()
+        assert api.get("/work").status_code == 200
+    finally:
+        api.close()
