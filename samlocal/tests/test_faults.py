@@ -89,9 +89,9 @@ class TestWorkers:
         try:
             started = time.monotonic()
             response = api.get("/reserved")
-            assert response.status_code == 200
+            assert response.status_code == 200, api.output()[-3000:]
             assert response.json()["pid"] != pid
-            assert time.monotonic() - started < 3
+            assert time.monotonic() - started < 5  # not the function's 10 s timeout
             api.wait_for_output(f"(pid {pid}) is replaced: its runtime")  # found stopped before or after sending
             assert _wait_dead(pid)  # killed: the function's only slot is free again
             assert api.get("/reserved").status_code == 200
@@ -105,9 +105,9 @@ class TestWorkers:
             started = time.monotonic()
             response = api.get("/reserved")
             elapsed = time.monotonic() - started
-            assert response.status_code == 200
+            assert response.status_code == 200, api.output()[-3000:]
             assert response.json()["pid"] != pid
-            assert 1.5 < elapsed < 6  # the pickup limit (2 s) and a cold start
+            assert 1.5 < elapsed < 8  # the pickup limit (2 s) and a cold start
             api.wait_for_output(f"(pid {pid}) is replaced: it did not ask for the next invocation within 2 s")
             assert _wait_dead(pid)
             assert api.get("/reserved").status_code == 200

@@ -134,13 +134,13 @@ class Invocation:
         return self.outcome
 
 
-def _process_state(pid: int) -> str:
-    """The process's state letter (R, S, D, T for stopped, Z for a zombie...); X once it is gone."""
+def _stopped(pid: int) -> bool:
+    """True while the worker (a child of this process) is stopped (SIGSTOP): it would never answer."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:  # noqa: PTH123 - read on every delivery: keep it cheap
-            return stat.read().rpartition(b")")[2].split()[0].decode()
-    except (OSError, IndexError):
-        return "X"
+        # WNOWAIT leaves the state to be seen again; a microsecond, where /proc/<pid>/stat costs tens.
+        return os.waitid(os.P_PID, pid, os.WSTOPPED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return False  # already reaped: its closed connection tells
 
 
 def _exit_reason(code: int) -> str:
@@ -228,7 +228,7 @@ class Environment:
         """Answers the parked `next` with the invocation; a runtime no longer there gets nothing, and the
         invocation goes to another environment."""
         # A stopped or dead process would never answer.
-        reachable = _process_state(self.pid) not in "TZX" and peer_open(connection)
+        reachable = not _stopped(self.pid) and peer_open(connection)
         with self._cond:
             if self.current is not invocation:
                 return  # the process exited meanwhile, and the invocation went elsewhere
@@ -245,7 +245,8 @@ class Environment:
     def _started(self, invocation: Invocation) -> None:
         self.peak_kb = 0
         self.pool.watcher.activate(self)
-        self.pool.console.function(self.function.name, f"START RequestId: {invocation.request_id} Version: $LATEST")
+        if not self.pool.console.quiet:
+            self.pool.console.function(self.function.name, f"START RequestId: {invocation.request_id} Version: $LATEST")
 
     def stop(self) -> None:
         """Stops the environment now (retired, timed out, out of memory, or the emulator is stopping)."""
@@ -281,7 +282,7 @@ class Environment:
             invocation, connection = self.current, self._delivered_on
         if invocation is None or connection is None or invocation.delivered_at is None:
             return None
-        if now - invocation.delivered_at < _UNREAD_CHECK_AFTER or _process_state(self.pid) != "T":
+        if now - invocation.delivered_at < _UNREAD_CHECK_AFTER or not _stopped(self.pid):
             return None
         return invocation if unread_by_peer(connection) > 0 else None
 
@@ -473,6 +474,8 @@ class Environment:
         # waits for this call to return before it asks for more, so measuring after `complete` is exact.
         self.pool.release(self)
         completed = invocation.complete(outcome)
+        if self.pool.console.quiet:
+            return  # no REPORT to print: nothing to measure
         self._measure()
         if completed:
             self._report(invocation, outcome)
