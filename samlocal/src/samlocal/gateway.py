@@ -395,9 +395,14 @@ class GatewayServer(ThreadingHTTPServer):
         self._connections: set[socket.socket] = set()
         self._idle: set[socket.socket] = set()
         self._in_flight = 0
+        self._serving = False
         self._cond = threading.Condition()
         super().__init__((host, port), _Handler)
         self.gateway: Gateway = gateway_factory(self.server_address[1])
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        self._serving = True
+        super().serve_forever(poll_interval)
 
     # Connections ------------------------------------------------------------------------------------
 
@@ -451,7 +456,8 @@ class GatewayServer(ThreadingHTTPServer):
         with self._cond:
             self.draining = True
             idle = list(self._idle)
-        self.shutdown()  # no more accepts
+        if self._serving:
+            self.shutdown()  # no more accepts
         self.socket.close()
         for connection in idle:
             with contextlib.suppress(OSError):

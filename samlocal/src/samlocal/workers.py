@@ -427,13 +427,13 @@ class Environment:
             running, pending = self.current, self._pending
             if running is not None and running is self._in_transit:
                 running, pending = None, running  # never written to the runtime
+            elif running is not None and self._delivered_on is not None and closed_unread(self._delivered_on):
+                running, pending = None, running  # written, but never read: as good as queued
             self.current = self._pending = None
             self._cond.notify_all()
         self.pool.watcher.deactivate(self)
         self.server.close()
         self.pool.remove(self)
-        if running is not None and self._delivered_on is not None and closed_unread(self._delivered_on):
-            pending, running = running, None  # sent, but never read: as good as queued
         if running is None and pending is not None and self.ready and self._out_of_memory_kb is None:
             # It died between two invocations: the queued one was never delivered.
             self.pool.console.info(
