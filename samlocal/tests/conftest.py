@@ -20,7 +20,7 @@ ENV_VARS = {
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
     log = tmp_path_factory.mktemp("samlocal") / "console.log"
-    local_api = LocalApi(TEMPLATES / "api.yaml", log, "--pool-size", "4", env_vars=ENV_VARS)
+    local_api = LocalApi(TEMPLATES / "api.yaml", log, env_vars=ENV_VARS)
     try:
         yield local_api
     finally:

@@ -98,7 +98,7 @@ def test_the_integration_timeout_option_applies_to_every_route(project: Path) ->
 
 
 def test_ctrl_c_stops_the_emulator_and_its_workers(project: Path) -> None:
-    api = LocalApi(project / "templates" / "api.yaml", project / "console.log", "--pool-size", "3")
+    api = LocalApi(project / "templates" / "api.yaml", project / "console.log", "--max-concurrency", "3")
     try:
         pids = {api.post("/sleep?seconds=0.3", json={}).json()["pid"] for _ in range(2)}
         assert all(_alive(pid) for pid in pids)

@@ -5,8 +5,9 @@
 Options are SAM CLI's (--template/-t, --port/-p, --host, --env-vars/-n, --parameter-overrides,
 --warm-containers, --disable-authorizer, --config-file, --config-env, --region, --profile, --log-file/-l,
 --debug); options that only concern containers are accepted and reported as having no effect.
---pool-size, --integration-timeout, --no-reload and --quiet are this emulator's own, and --aws-port and
---no-aws for the local AWS endpoint that serves the template's buckets, queues and tables.
+--max-concurrency, --no-memory-limit, --integration-timeout, --no-reload, --quiet and the HTTP server's limits are
+this emulator's own, and --aws-port and --no-aws for the local AWS endpoint that serves the template's buckets,
+queues and tables.
 """
 
 from __future__ import annotations
@@ -28,18 +29,26 @@ from samlocal.aws_endpoint import DEFAULT_AWS_PORT, AwsEndpointError
 from samlocal.config import ConfigError, read_config
 from samlocal.console import Console
 from samlocal.event_sources import EventSourceError
-from samlocal.gateway import DEFAULT_INTEGRATION_TIMEOUT, Gateway, GatewayServer
+from samlocal.gateway import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_INTEGRATION_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    Gateway,
+    GatewayServer,
+)
 from samlocal.intrinsics import REGION, TemplateError
 from samlocal.invoke import InvokeError, choose_function, invoke, parse_event
 from samlocal.local_aws import LocalAws
+from samlocal.memory import MemoryWatcher
 from samlocal.provision import ProvisionError
 from samlocal.reloader import Reloader
 from samlocal.resources import ResourceReader
 from samlocal.sandbox import EnvVarsError, OptDirs, read_env_vars
 from samlocal.template import Stack, read_stack
-from samlocal.workers import FunctionPool, Watchdog
+from samlocal.workers import DEFAULT_IDLE_TIMEOUT as DEFAULT_ENVIRONMENT_IDLE_TIMEOUT
+from samlocal.workers import DEFAULT_MAX_CONCURRENCY, FunctionPool, Watchdog
 
-DEFAULT_POOL_SIZE = 2
+DEFAULT_SHUTDOWN_GRACE = 10.0
 
 
 _LONG_FORM = re.compile(r"ParameterKey=([^,]+),ParameterValue=(.*)")
@@ -61,24 +70,35 @@ def _parameter_overrides(values: Sequence[str]) -> dict[str, str]:
     return overrides
 
 
-def _pool_sizes(values: Sequence[str], stack: Stack) -> dict[str, int]:
-    default = DEFAULT_POOL_SIZE
-    sizes: dict[str, int] = {}
+def _concurrency_limits(values: Sequence[str], stack: Stack) -> dict[str, tuple[int, str]]:
+    """Each function's concurrency limit and where it comes from: `Function=N`, else the template's
+    ReservedConcurrentExecutions if lower than the default (`N`, or 10)."""
+    default = DEFAULT_MAX_CONCURRENCY
+    given: dict[str, int] = {}
     for item in values:
         name, _, number = item.rpartition("=")
         try:
-            size = int(number)
+            limit = int(number)
         except ValueError as error:
-            raise SystemExit(f"--pool-size takes N or Function=N, got {item!r}") from error
-        if size < 1:
-            raise SystemExit(f"--pool-size must be at least 1, got {item!r}")
+            raise SystemExit(f"--max-concurrency takes N or Function=N, got {item!r}") from error
+        if limit < 1:
+            raise SystemExit(f"--max-concurrency must be at least 1, got {item!r}")
         if not name:
-            default = size
+            default = limit
         elif name in stack.functions:
-            sizes[name] = size
+            given[name] = limit
         else:
-            raise SystemExit(f"--pool-size: no function {name!r} in the template")
-    return {logical_id: sizes.get(logical_id, default) for logical_id in stack.functions}
+            raise SystemExit(f"--max-concurrency: no function {name!r} in the template")
+    limits: dict[str, tuple[int, str]] = {}
+    for logical_id, function in stack.functions.items():
+        reserved = function.reserved_concurrency
+        if logical_id in given:
+            limits[logical_id] = (given[logical_id], f"--max-concurrency {logical_id}=")
+        elif reserved is not None and reserved <= default:
+            limits[logical_id] = (max(0, reserved), "ReservedConcurrentExecutions")
+        else:
+            limits[logical_id] = (default, "--max-concurrency")
+    return limits
 
 
 # SAM CLI options that only make sense with containers: accepted, so a command line or a samconfig.toml
@@ -149,10 +169,44 @@ def add_start_api_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--parameter-overrides", action="append", metavar="NAME=VALUE", help="template parameters")
     parser.add_argument(
-        "--pool-size",
+        "--max-concurrency",
+        "--pool-size",  # its former name
+        dest="max_concurrency",
         action="append",
         metavar="N|FUNCTION=N",
-        help=f"execution environments per function, each serving one request at a time (default {DEFAULT_POOL_SIZE})",
+        help="execution environments a function may run at once, started on demand; beyond, a request is "
+        f"throttled as Lambda does (default {DEFAULT_MAX_CONCURRENCY}, or the template's ReservedConcurrentExecutions)",
+    )
+    parser.add_argument(
+        "--no-memory-limit",
+        action="store_true",
+        default=None,
+        help="do not kill an environment whose memory passes the function's MemorySize",
+    )
+    parser.add_argument(
+        "--environment-idle-timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"stop an execution environment idle this long (default {DEFAULT_ENVIRONMENT_IDLE_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--connection-idle-timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"close a keep-alive connection idle this long (default {DEFAULT_IDLE_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help=f"client connections at once; beyond, 503 (default {DEFAULT_MAX_CONNECTIONS})",
+    )
+    parser.add_argument(
+        "--shutdown-grace",
+        type=float,
+        metavar="SECONDS",
+        help="on Ctrl-C or SIGTERM, how long requests in flight may take to finish "
+        f"(default {DEFAULT_SHUTDOWN_GRACE:g}; a second signal stops at once)",
     )
     parser.add_argument(
         "--warm-containers",
@@ -200,7 +254,12 @@ def _dest(option: str) -> str:
 _DEFAULTS: dict[str, Any] = {
     "template": Path("template.yaml"),
     "parameter_overrides": [],
-    "pool_size": [],
+    "max_concurrency": [],
+    "no_memory_limit": False,
+    "environment_idle_timeout": DEFAULT_ENVIRONMENT_IDLE_TIMEOUT,
+    "connection_idle_timeout": DEFAULT_IDLE_TIMEOUT,
+    "max_connections": DEFAULT_MAX_CONNECTIONS,
+    "shutdown_grace": DEFAULT_SHUTDOWN_GRACE,
     "warm_containers": "lazy",
     "disable_authorizer": False,
     "no_reload": False,
@@ -222,7 +281,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         configured = read_config(args.config_file, args.config_env, section, args.template)
     except ConfigError as error:
         raise SystemExit(f"samlocal: {error}") from error
-    for name, value in configured.items():
+    for key, value in configured.items():
+        name = "max_concurrency" if key == "pool_size" else key  # its former name
         if getattr(args, name, None) is None and hasattr(args, name):
             setattr(args, name, value)
     for name, value in _DEFAULTS.items():
@@ -237,7 +297,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             else [str(item) for item in args.parameter_overrides]
         )
         return args
-    for name in ("parameter_overrides", "pool_size"):  # a string in a configuration file, a list on the command line
+    # A string in a configuration file, a list on the command line.
+    for name in ("parameter_overrides", "max_concurrency"):
         value = getattr(args, name)
         setattr(args, name, [value] if isinstance(value, str) else [str(item) for item in value])
     args.host = args.host or os.environ.get("HOST", "127.0.0.1")
@@ -245,6 +306,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.aws_port = int(os.environ.get("AWS_PORT", DEFAULT_AWS_PORT)) if args.aws_port is None else int(args.aws_port)
     args.template = Path(args.template)
     args.warm_containers = str(args.warm_containers).lower()
+    for name in ("environment_idle_timeout", "connection_idle_timeout", "shutdown_grace"):
+        setattr(args, name, float(getattr(args, name)))
+    args.max_connections = int(args.max_connections)
     if args.env_vars is not None:
         args.env_vars = Path(args.env_vars)
     args.ignored_options = sorted(
@@ -271,14 +335,20 @@ class LocalApi:
         if self.aws:  # the local endpoint, below --env-vars
             env_vars = {**env_vars, "Parameters": {**self.aws.function_environment(), **env_vars.get("Parameters", {})}}
         self.opt_dirs = OptDirs()
-        sizes = _pool_sizes(args.pool_size, self.stack)
+        limits = _concurrency_limits(args.max_concurrency, self.stack)
+        self.memory_watcher = MemoryWatcher()
         self.pools = {
             logical_id: FunctionPool(
                 function,
-                size=sizes[logical_id],
+                size=limits[logical_id][0],
+                reason=limits[logical_id][1],
                 opt_dir=self.opt_dirs.build(function),
                 env_vars=env_vars,
                 console=console,
+                memory_limit=not args.no_memory_limit,
+                idle_timeout=args.environment_idle_timeout,
+                keep_warm=1 if args.warm_containers == "eager" else 0,
+                watcher=self.memory_watcher,
             )
             for logical_id, function in self.stack.functions.items()
         }
@@ -292,6 +362,8 @@ class LocalApi:
             lambda port: Gateway(
                 self.stack, self.pools, console, port=port, integration_timeout=args.integration_timeout
             ),
+            idle_timeout=args.connection_idle_timeout,
+            max_connections=args.max_connections,
         )
         self.port: int = self.server.server_address[1]
         self._thread: threading.Thread | None = None
@@ -321,7 +393,9 @@ class LocalApi:
             layers = ", ".join(layer.logical_id for layer in function.layers) or "no layers"
             lines.append(
                 f"  {logical_id}: {function.handler} in {_relative(function.code_dir)}, {layers}; "
-                f"timeout {function.timeout:g} s, up to {pool.size} environment(s), opt dir {pool.opt_dir}"
+                f"timeout {function.timeout:g} s, memory {function.memory_size} MB"
+                f"{'' if pool.memory_limit else ' (not enforced)'}, up to {pool.size} environment(s) at once "
+                f"({pool.reason.rstrip('=')}), opt dir {pool.opt_dir}"
             )
         return "\n".join(lines)
 
@@ -355,16 +429,22 @@ class LocalApi:
     def _template_changed(self) -> None:
         self.console.info(f"{self.stack.template_path.name} changed: restart to apply routes and settings")
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 0.0, interrupted: threading.Event | None = None) -> int:
+        """Drains the server (requests in flight get up to `grace` seconds), then stops every environment;
+        the number of requests still unanswered."""
         self.reloader.stop()
+        unanswered = self.server.drain(grace, interrupted)
         if self.aws:
             self.aws.stop()
         self.watchdog.stop()
-        self.server.shutdown()
-        self.server.server_close()
         for pool in self.pools.values():
             pool.close()
+        if unanswered:  # their functions were stopped: they answer 502 now
+            self.server.wait_answered(1.0)
+        self.memory_watcher.stop()
+        self.server.server_close()
         self.opt_dirs.remove()
+        return unanswered
 
 
 def _relative(path: Path) -> str:
@@ -432,8 +512,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     stopping = threading.Event()
+    interrupted = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
+        if stopping.is_set():
+            interrupted.set()  # a second signal: stop now
         stopping.set()
 
     signal.signal(signal.SIGINT, request_stop)
@@ -443,6 +526,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.info("Press Ctrl-C to stop.")
     while not stopping.wait(0.5):
         pass
-    console.info("Stopping...")
-    local_api.stop()
+    in_flight = local_api.server.in_flight
+    if in_flight:
+        console.info(
+            f"Stopping... {in_flight} request(s) in flight get up to {args.shutdown_grace:g} s to finish "
+            "(Ctrl-C again to stop now)"
+        )
+    else:
+        console.info("Stopping...")
+    unanswered = local_api.stop(args.shutdown_grace, interrupted)
+    if unanswered:
+        console.info(f"Stopped with {unanswered} request(s) cut short")
     return 0

@@ -5,17 +5,29 @@
   is accepted locally: the keys live in API Gateway).
 - 413 `{"message":"Request Too Long"}`: a body above API Gateway's 10 MB, or an event above Lambda's
   6 MB request limit (binary bodies grow by a third once base64-encoded).
-- 502 `{"message": "Internal server error"}`: a function error (including its timeout, a crash, a
-  response above 6 MB) or a malformed proxy response.
+- 500 `{"message": "Internal server error"}`: Lambda throttled the invocation (429
+  TooManyRequestsException: every environment the function may run is busy), as API Gateway answers
+  when Lambda rejects an invocation.
+- 502 `{"message": "Internal server error"}`: a function error (including its timeout, a crash, running
+  out of memory, a response above 6 MB) or a malformed proxy response.
 - 504 `{"message": "Endpoint request timed out"}`: no answer within the integration timeout (29 s by
   default, or the route's `timeoutInMillis`, or `--integration-timeout`); the function keeps running
   until its own Timeout, as behind a real API Gateway.
+
+The HTTP server answers what it cannot parse with 400 and closes the connection (a bad request line, a
+Content-Length that is not a non-negative number, a malformed chunk), drops a request whose client closed
+the connection before sending its whole body, closes keep-alive connections idle for `idle_timeout`,
+answers 503 beyond `max_connections` at once, and on shutdown drains: new requests are refused (503) while
+those in flight finish within a grace period.
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
 import socket
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -31,6 +43,7 @@ from samlocal.events import (
     INTERNAL_SERVER_ERROR,
     MISSING_AUTHENTICATION_TOKEN,
     REQUEST_TOO_LONG,
+    GatewayError,
     HttpRequest,
     HttpResponse,
     MalformedProxyResponseError,
@@ -41,10 +54,15 @@ from samlocal.events import (
 )
 from samlocal.routing import RouteTable
 from samlocal.template import Stack
-from samlocal.workers import REQUEST_PAYLOAD_LIMIT, FunctionPool, Invocation, PoolClosedError
+from samlocal.workers import REQUEST_PAYLOAD_LIMIT, FunctionPool, Invocation, PoolClosedError, ThrottledError
 
 API_GATEWAY_PAYLOAD_LIMIT = 10 * 1024 * 1024
 DEFAULT_INTEGRATION_TIMEOUT = 29.0
+DEFAULT_IDLE_TIMEOUT = 60.0
+DEFAULT_MAX_CONNECTIONS = 256
+# Lambda rejected the invocation (throttled): API Gateway answers 500, not the 502 of a function error.
+INVOCATION_REJECTED = GatewayError(500, b'{"message": "Internal server error"}', "InternalServerErrorException")
+SERVICE_UNAVAILABLE = GatewayError(503, b'{"message":"Service Unavailable"}')
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 # Framing headers are the gateway's own; a function cannot set them.
 _HOP_HEADERS = frozenset({"content-length", "connection", "transfer-encoding", "date"})
@@ -103,13 +121,19 @@ class Gateway:
         function = self.functions[route.function_id]
         invocation = Invocation(str(uuid.uuid4()), payload, function.timeout, ids.trace_id)
         try:
-            handed_over = self.pools[route.function_id].invoke(invocation, wait_until)
+            self.pools[route.function_id].dispatch(invocation)
+        except ThrottledError as error:
+            self.console.info(
+                f"{error}: Lambda answers 429 TooManyRequestsException, API Gateway 500 "
+                "(raise --max-concurrency to run more at once)"
+            )
+            return INVOCATION_REJECTED.response(), ids
         except PoolClosedError:
             return INTERNAL_SERVER_ERROR.response(), ids
         except OSError as error:
             self.console.info(f"{route.function_id}: cannot start an execution environment: {error}")
             return INTERNAL_SERVER_ERROR.response(), ids
-        outcome = invocation.wait(wait_until - time.monotonic()) if handed_over else None
+        outcome = invocation.wait(wait_until - time.monotonic())
         if outcome is None:
             self.console.info(f"{route.function_id}: no answer within the {timeout:g} s integration timeout")
             return ENDPOINT_TIMED_OUT.response(), ids
@@ -129,58 +153,169 @@ def _shorten(payload: bytes, limit: int = 2000) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(payload)} bytes)"
 
 
+class BadRequestError(Exception):
+    """The request cannot be parsed: 400, and the connection is closed (its framing is lost)."""
+
+
+class ClientGoneError(Exception):
+    """The client closed the connection before sending the whole body: nothing to answer, nothing to invoke."""
+
+
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_LINE = 65537
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: GatewayServer
     protocol_version = "HTTP/1.1"
     server_version = "samlocal"
-    timeout = 300
 
     def setup(self) -> None:
         super().setup()
+        self.connection.settimeout(self.server.idle_timeout)  # also bounds a client that stalls mid-request
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    def handle_one_request(self) -> None:
+        server = self.server
+        self.command = self.requestline = ""
+        server.connection_idle(self.connection)
+        try:
+            self.raw_requestline = self.rfile.readline(_LINE)
+        except (TimeoutError, OSError):  # idle past the timeout, or closed by a drain
+            self.raw_requestline = b""
+        if not self.raw_requestline:
+            self.close_connection = True
+            return
+        admitted = server.request_started(self.connection)
+        try:
+            if admitted:
+                self._handle_request()
+            else:
+                self.close_connection = True
+                self.requestline = self.raw_requestline.decode("latin-1").rstrip("\r\n")
+                self._answer(SERVICE_UNAVAILABLE.response())
+        except TimeoutError:
+            self.close_connection = True
+        finally:
+            server.request_finished()
+
+    def _handle_request(self) -> None:
+        if len(self.raw_requestline) >= _LINE:
+            self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
+            return
+        if len(self.raw_requestline.split()) != 3:  # HTTP/0.9 and garbage alike
+            self.requestline = self.raw_requestline.decode("latin-1").rstrip("\r\n")
+            self.send_error(HTTPStatus.BAD_REQUEST, "Bad request line")
+            return
+        if not self.parse_request():
+            return  # answered
+        method = getattr(self, f"do_{self.command}", None)
+        if method is None:
+            self.send_error(HTTPStatus.NOT_IMPLEMENTED, f"Unsupported method {self.command}")
+            return
+        method()
+        self.wfile.flush()
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Every error the server answers itself: a full status line and a JSON body, then close."""
+        self.close_connection = True
+        phrase = _reason(code)
+        detail = f"{phrase}: {message}" if message and message != phrase else phrase
+        body = f'{{"message":"{_json_text(detail)}"}}'.encode()
+        self._answer(HttpResponse(code, [("Content-Type", "application/json")], body))
+
+    def _answer(self, response: HttpResponse) -> None:
+        with contextlib.suppress(OSError):
+            self._send(response, RequestIds.new(), time.monotonic())
+
     def handle_expect_100(self) -> bool:
-        if self._declared_length() > API_GATEWAY_PAYLOAD_LIMIT:
+        try:
+            length = self._content_length()
+        except BadRequestError as error:
+            self.send_error(HTTPStatus.BAD_REQUEST, str(error))
+            return False
+        if length is not None and length > API_GATEWAY_PAYLOAD_LIMIT:
             self._too_long()
             return False
         return super().handle_expect_100()
 
-    def _declared_length(self) -> int:
-        try:
-            return int(self.headers.get("Content-Length") or 0)
-        except ValueError:
+    def _content_length(self) -> int | None:
+        """The declared length; None for a chunked body. BadRequestError for any ambiguous framing."""
+        encodings = self.headers.get_all("Transfer-Encoding") or []
+        lengths = self.headers.get_all("Content-Length") or []
+        if encodings:
+            if [value.strip().lower() for value in encodings] != ["chunked"]:
+                raise BadRequestError(f"unsupported Transfer-Encoding {', '.join(encodings)!r}")
+            if lengths:
+                raise BadRequestError("both Transfer-Encoding and Content-Length")
+            return None
+        if not lengths:
             return 0
+        values = {value.strip() for value in lengths}
+        if len(values) != 1 or not next(iter(values)).isdigit():
+            raise BadRequestError(f"Content-Length must be one non-negative integer, got {', '.join(lengths)!r}")
+        return int(next(iter(values)))
 
     def _too_long(self) -> None:
         self.close_connection = True
         self._send(REQUEST_TOO_LONG.response(), RequestIds.new(), time.monotonic())
 
+    def _read_exactly(self, size: int) -> bytes:
+        data = self.rfile.read(size)
+        if len(data) < size:
+            raise ClientGoneError
+        return data
+
+    def _read_chunked(self) -> bytes | None:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(_LINE)
+            if not line:
+                raise ClientGoneError
+            size_text = line.split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE.fullmatch(size_text):
+                raise BadRequestError(f"malformed chunk size {size_text[:40]!r}")
+            size = int(size_text, 16)
+            if size == 0:
+                while True:  # trailers, up to the empty line
+                    trailer = self.rfile.readline(_LINE)
+                    if not trailer:
+                        raise ClientGoneError
+                    if trailer in (b"\r\n", b"\n"):
+                        return b"".join(chunks)
+            total += size
+            if total > API_GATEWAY_PAYLOAD_LIMIT:
+                self._too_long()
+                return None
+            chunks.append(self._read_exactly(size))
+            if self.rfile.readline(_LINE) not in (b"\r\n", b"\n"):
+                raise BadRequestError("a chunk is not followed by CRLF")
+
     def _read_body(self) -> bytes | None:
-        """The request body; None if it is above API Gateway's limit (answered, connection closed)."""
-        if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
-            chunks: list[bytes] = []
-            total = 0
-            while True:
-                size = int(self.rfile.readline(65537).split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                total += size
-                if total > API_GATEWAY_PAYLOAD_LIMIT:
-                    self._too_long()
-                    return None
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(65537)
-        length = self._declared_length()
+        """The request body; None if it was answered already (above API Gateway's limit)."""
+        length = self._content_length()
+        if length is None:
+            return self._read_chunked()
         if length > API_GATEWAY_PAYLOAD_LIMIT:
             self._too_long()
             return None
-        return self.rfile.read(length) if length > 0 else b""
+        return self._read_exactly(length) if length else b""
 
     def _serve(self) -> None:
         received = time.monotonic()
-        body = self._read_body()
+        try:
+            body = self._read_body()
+        except BadRequestError as error:
+            self.send_error(HTTPStatus.BAD_REQUEST, str(error))
+            return
+        except ClientGoneError:
+            self.close_connection = True
+            self.server.gateway.console.info(
+                f'{self.client_address[0]} "{self.requestline}": the client closed the connection before '
+                "sending its whole body; dropped (not invoked)"
+            )
+            return
         if body is None:
             return
         path, _, query = self.path.partition("?")
@@ -194,6 +329,8 @@ class _Handler(BaseHTTPRequestHandler):
             protocol=self.request_version,
         )
         response, ids = self.server.gateway.handle(request, received)
+        if self.server.draining:
+            self.close_connection = True
         self._send(response, ids, received)
 
     def _send(self, response: HttpResponse, ids: RequestIds, received: float) -> None:
@@ -211,8 +348,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(head if self.command == "HEAD" else head + response.body)
         elapsed = (time.monotonic() - received) * 1000
         self.server.gateway.console.access(
-            f'{self.client_address[0]} "{self.command} {self.path} {self.request_version}" '
-            f"{response.status} {len(response.body)} {elapsed:.1f} ms"
+            f'{self.client_address[0]} "{self.requestline}" {response.status} {len(response.body)} {elapsed:.1f} ms'
         )
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -230,16 +366,119 @@ def _reason(status: int) -> str:
         return "Status"
 
 
+def _json_text(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 class GatewayServer(ThreadingHTTPServer):
+    """One thread per connection, at most `max_connections` at once; keep-alive connections idle for
+    `idle_timeout` seconds are closed; `drain` stops it without cutting requests short."""
+
     daemon_threads = True
     block_on_close = False
     request_queue_size = 128
 
-    def __init__(self, host: str, port: int, gateway_factory: Callable[[int], Gateway]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        gateway_factory: Callable[[int], Gateway],
+        *,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
         if ":" in host:
             self.address_family = socket.AF_INET6
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.draining = False
+        self._connections: set[socket.socket] = set()
+        self._idle: set[socket.socket] = set()
+        self._in_flight = 0
+        self._serving = False
+        self._cond = threading.Condition()
         super().__init__((host, port), _Handler)
         self.gateway: Gateway = gateway_factory(self.server_address[1])
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        self._serving = True
+        super().serve_forever(poll_interval)
+
+    # Connections ------------------------------------------------------------------------------------
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._cond:
+            admitted = len(self._connections) < self.max_connections and not self.draining
+            if admitted:
+                self._connections.add(request)
+        if not admitted:
+            self._refuse(request)
+            return
+        super().process_request(request, client_address)
+
+    def _refuse(self, connection: socket.socket) -> None:
+        response = SERVICE_UNAVAILABLE.response()
+        head = [f"HTTP/1.1 {response.status} {_reason(response.status)}"]
+        head += [f"{name}: {value}" for name, value in response.headers]
+        head += [f"Content-Length: {len(response.body)}", "Connection: close"]
+        with contextlib.suppress(OSError):
+            connection.settimeout(1.0)
+            connection.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
+        self.shutdown_request(connection)
+
+    def close_request(self, request: Any) -> None:
+        with self._cond:
+            self._connections.discard(request)
+            self._idle.discard(request)
+        super().close_request(request)
+
+    def connection_idle(self, connection: socket.socket) -> None:
+        with self._cond:
+            self._idle.add(connection)
+
+    def request_started(self, connection: socket.socket) -> bool:
+        """A request line arrived; False while draining: refuse it."""
+        with self._cond:
+            self._idle.discard(connection)
+            self._in_flight += 1
+            return not self.draining
+
+    def request_finished(self) -> None:
+        with self._cond:
+            self._in_flight -= 1
+            self._cond.notify_all()
+
+    # Stopping ---------------------------------------------------------------------------------------
+
+    def drain(self, grace: float, interrupted: threading.Event | None = None) -> int:
+        """Stops accepting, closes idle connections, refuses new requests, and waits up to `grace` seconds
+        for those in flight; the number still in flight then."""
+        with self._cond:
+            self.draining = True
+            idle = list(self._idle)
+        if self._serving:
+            self.shutdown()  # no more accepts
+        self.socket.close()
+        for connection in idle:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        return self.wait_answered(grace, interrupted)
+
+    def wait_answered(self, timeout: float, interrupted: threading.Event | None = None) -> int:
+        """Waits up to `timeout` seconds for the requests in flight to be answered; how many are left."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._in_flight > 0 and not (interrupted is not None and interrupted.is_set()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(min(remaining, 0.1))
+            return self._in_flight
+
+    @property
+    def in_flight(self) -> int:
+        with self._cond:
+            return self._in_flight
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         error = sys.exc_info()[1]

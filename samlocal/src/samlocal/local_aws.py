@@ -63,7 +63,7 @@ class LocalAws:
             if source.maximum_concurrency and source.maximum_concurrency > pool.size:
                 self.warnings.append(
                     f"{source.name}: MaximumConcurrency {source.maximum_concurrency} is above the function's "
-                    f"{pool.size} environment(s); raise it with --pool-size {source.function_id}="
+                    f"{pool.size} environment(s); raise it with --max-concurrency {source.function_id}="
                     f"{source.maximum_concurrency}"
                 )
             self.mappings.append(mapping)

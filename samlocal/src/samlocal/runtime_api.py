@@ -4,6 +4,9 @@ One port per environment tells the emulator which environment is asking for work
 one `awslambdaric` speaks (GET .../invocation/next, POST .../invocation/{id}/response|error, POST
 .../init/error). A small HTTP/1.1 parser with keep-alive and TCP_NODELAY keeps a round trip well under a
 millisecond: with Nagle's algorithm on, each exchange waited ~40 ms for a delayed ACK.
+
+A `next` with no work waiting is parked: the environment keeps its connection and whoever submits the next
+invocation (the gateway's thread) writes the answer itself, with no thread to wake on the way.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from pathlib import Path
 from typing import BinaryIO, Protocol
 
 PREFIX = "/2018-06-01/runtime/"
@@ -30,7 +34,13 @@ class EnvironmentSide(Protocol):
 
     function_arn: str
 
-    def next_invocation(self) -> InvocationView | None: ...
+    def next_invocation(self, connection: socket.socket) -> InvocationView | None:
+        """The invocation to answer `next` with now, or None: parked (answered later on `connection`)."""
+        ...
+
+    def connection_closed(self, connection: socket.socket, unread: bool) -> None:
+        """The runtime's connection ended; `unread`: reset with data it never read (its process died)."""
+        ...
 
     def invocation_response(self, request_id: str, payload: bytes) -> bool: ...
 
@@ -84,11 +94,64 @@ def _read_request(rfile: BinaryIO, connection: socket.socket) -> _Request | None
     return _Request(parts[0], parts[1], headers, body)
 
 
+def closed_unread(connection: socket.socket) -> bool:
+    """True if the runtime's side closed with data it never read (the kernel then resets the connection)."""
+    try:
+        connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except ConnectionResetError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def unread_by_peer(connection: socket.socket) -> int:
+    """Bytes sent on this loopback connection that the other side has not read yet (its receive queue in
+    /proc/net/tcp); 0 if unknown."""
+    try:
+        ours = connection.getsockname()[1]
+        theirs = connection.getpeername()[1]
+        table = Path("/proc/net/tcp6" if connection.family == socket.AF_INET6 else "/proc/net/tcp").read_text()
+    except OSError:
+        return 0
+    for line in table.splitlines()[1:]:
+        fields = line.split()
+        local, remote, queues = fields[1], fields[2], fields[4]
+        if int(local.rpartition(":")[2], 16) == theirs and int(remote.rpartition(":")[2], 16) == ours:
+            return int(queues.partition(":")[2], 16)
+    return 0
+
+
+def peer_open(connection: socket.socket) -> bool:
+    """False once the runtime has closed its side (its process died while waiting for work)."""
+    try:
+        return bool(connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except BlockingIOError:
+        return True  # nothing to read: still connected
+    except OSError:
+        return False
+
+
 def _response(status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> bytes:
     head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}"]
     head += [f"{name}: {value}" for name, value in headers or [("Content-Type", "application/json")]]
     head.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+def next_response(invocation: InvocationView, function_arn: str) -> bytes:
+    """The answer to `next`: the event, and the invocation's id, deadline, function ARN and trace id."""
+    return _response(
+        200,
+        invocation.payload,
+        [
+            ("Content-Type", "application/json"),
+            ("Lambda-Runtime-Aws-Request-Id", invocation.request_id),
+            ("Lambda-Runtime-Deadline-Ms", str(invocation.deadline_epoch_ms)),
+            ("Lambda-Runtime-Invoked-Function-Arn", function_arn),
+            ("Lambda-Runtime-Trace-Id", invocation.trace_id),
+        ],
+    )
 
 
 _ACCEPTED = _response(202, b'{"status":"OK"}')
@@ -137,45 +200,36 @@ class RuntimeApiServer:
 
     def _serve(self, connection: socket.socket) -> None:
         rfile = connection.makefile("rb")
+        unread = False
         try:
             while True:
                 request = _read_request(rfile, connection)
                 if request is None:
                     return
-                answer = self._dispatch(request)
-                if answer is None:
-                    return
-                connection.sendall(answer)
+                answer = self._dispatch(request, connection)
+                if answer is not None:
+                    connection.sendall(answer)
+        except ConnectionResetError:
+            unread = True  # closed with our data unread: a reset, not an end of stream
         except (OSError, ValueError):
             return
         finally:
             with self._lock:
                 if connection in self._connections:
                     self._connections.remove(connection)
+            self.environment.connection_closed(connection, unread)
             rfile.close()
             connection.close()
 
-    def _dispatch(self, request: _Request) -> bytes | None:
+    def _dispatch(self, request: _Request, connection: socket.socket) -> bytes | None:
         target = request.target
         if not target.startswith(PREFIX):
             return _NOT_FOUND
         action = target[len(PREFIX) :]
         environment = self.environment
         if request.method == "GET" and action == "invocation/next":
-            invocation = environment.next_invocation()
-            if invocation is None:
-                return None  # the environment is shutting down: drop the connection
-            return _response(
-                200,
-                invocation.payload,
-                [
-                    ("Content-Type", "application/json"),
-                    ("Lambda-Runtime-Aws-Request-Id", invocation.request_id),
-                    ("Lambda-Runtime-Deadline-Ms", str(invocation.deadline_epoch_ms)),
-                    ("Lambda-Runtime-Invoked-Function-Arn", environment.function_arn),
-                    ("Lambda-Runtime-Trace-Id", invocation.trace_id),
-                ],
-            )
+            invocation = environment.next_invocation(connection)
+            return None if invocation is None else next_response(invocation, environment.function_arn)
         if request.method == "POST" and action.startswith("invocation/"):
             request_id, _, outcome = action[len("invocation/") :].rpartition("/")
             if outcome == "response":

@@ -57,6 +57,7 @@ class Function:
     environment: Mapping[str, str]
     # Its event sources other than Api and HttpApi (SQS, S3, DynamoDB...), intrinsics resolved.
     events: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    reserved_concurrency: int | None = None  # ReservedConcurrentExecutions: its concurrency limit
 
     @property
     def arn(self) -> str:
@@ -247,6 +248,7 @@ class TemplateReader:
             architecture=str(architectures[0]),
             environment={str(key): _as_text(value) for key, value in environment.items()},
             events=events,
+            reserved_concurrency=_reserved_concurrency(logical_id, properties),
         )
 
     def _code_dir(self, logical_id: str, properties: Mapping[str, Any]) -> Path:
@@ -468,3 +470,10 @@ if __name__ == "__main__":  # pragma: no cover - a quick look at what a template
         print(route.method, route.resource_path, "->", route.function_id)
     for warning in stack.warnings:
         print("warning:", warning)
+
+
+def _reserved_concurrency(logical_id: str, properties: Mapping[str, Any]) -> int | None:
+    value = properties.get("ReservedConcurrentExecutions")
+    if value is None:
+        return None
+    return int(_number(value, f"{logical_id}.ReservedConcurrentExecutions"))
