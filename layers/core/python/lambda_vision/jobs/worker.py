@@ -1,0 +1,219 @@
+"""The worker: runs the images of a work message through the API's pipeline (one ONNX batch), writes their
+result lines as one object, counts them once, and finishes the job when it sees the last image counted.
+
+A failure of one image (undecodable, missing object, unreachable URL) is a result line. A failure of the
+whole message (a model that cannot load, S3 refusing the write) raises, so SQS delivers it again and, after
+maxReceiveCount deliveries, moves it to the dead-letter queue, where `dead_letter` counts its images failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from lambda_vision.errors import ErrorCode, InputError
+from lambda_vision.inputs import ImageInput
+from lambda_vision.jobs import results
+from lambda_vision.jobs.config import INCOMING_PREFIX, RESULTS_PREFIX, JobSettings
+from lambda_vision.jobs.locations import S3Location
+from lambda_vision.jobs.messages import (
+    ChunkMessage,
+    DroppedObjects,
+    FinishMessage,
+    MessageError,
+    PlanMessage,
+    WorkItem,
+    decode,
+)
+from lambda_vision.jobs.objects import read_objects
+from lambda_vision.jobs.store import JobRecord, JobStore
+from lambda_vision.jobs.webhooks import WebhookSender
+from lambda_vision.models import LoadedModel, ModelStore
+from lambda_vision.pipeline import DetectionParameters, ImageResult, Pipeline
+from lambda_vision.registry import Task
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: JobSettings,
+        store: JobStore,
+        *,
+        s3: S3Client,
+        models: ModelStore,
+        pipeline: Pipeline,
+        webhooks: WebhookSender,
+        max_object_bytes: int,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.s3 = s3
+        self.models = models
+        self.pipeline = pipeline
+        self.webhooks = webhooks
+        self.max_object_bytes = max_object_bytes
+
+    # Work queue
+
+    def handle(self, body: str) -> None:
+        """Process one message of the work queue; raises when it should be delivered again."""
+        message = decode(body)
+        if isinstance(message, ChunkMessage):
+            self.run_chunk(message)
+        elif isinstance(message, FinishMessage):
+            self.complete(message.job_id, always=True)
+        elif isinstance(message, DroppedObjects):
+            self.run_dropped(message)
+        elif isinstance(message, PlanMessage):
+            raise MessageError("a plan message belongs on the plan queue")
+
+    def run_chunk(self, message: ChunkMessage) -> None:
+        job = self.store.get(message.job_id)
+        if job is None:
+            raise MessageError(f"job {message.job_id} does not exist (expired, or never created)")
+        if not self.store.chunk_counted(job.job_id, message.chunk_id):
+            if job.status.final:  # cancelled (or failed while planning): work not started is skipped
+                self.store.count_chunk(job.job_id, message.chunk_id, skipped=len(message.items))
+            else:
+                self._infer_chunk(job, message)
+        self.complete(job.job_id)
+
+    def _infer_chunk(self, job: JobRecord, message: ChunkMessage) -> None:
+        model = self.models.get_for_task(Task(job.task), job.model)
+        lines = self.infer(model, job.parameters, message.items)
+        self._put_lines(self._part(job, message.chunk_id), lines)
+        self.store.mark_running(job.job_id)
+        succeeded = sum(1 for line in lines if line["status"] == "ok")
+        self.store.count_chunk(job.job_id, message.chunk_id, succeeded=succeeded, failed=len(lines) - succeeded)
+
+    def infer(self, model: LoadedModel, parameters: dict[str, Any], items: Sequence[WorkItem]) -> list[dict[str, Any]]:
+        """One result line per item, in order; the readable images run as one batch."""
+        objects = [item.s3 for item in items if item.s3 is not None]
+        allowed = [location for location in objects if self.settings.policy.may_read(location)]
+        payloads = dict(zip(allowed, read_objects(self.s3, allowed, self.max_object_bytes), strict=True))
+        failures: dict[int, InputError] = {}
+        inputs: list[ImageInput] = []
+        for index, item in enumerate(items):
+            if item.s3 is None:
+                inputs.append(ImageInput(index=index, source=item.key, url=item.url))
+                continue
+            payload = payloads.get(item.s3)
+            if payload is None:
+                failures[index] = InputError(ErrorCode.OBJECT_UNREADABLE, f"{item.s3.uri} may not be read by jobs")
+            elif isinstance(payload, InputError):
+                failures[index] = payload
+            else:
+                inputs.append(ImageInput(index=index, source=item.key, data=payload))
+        by_index = {result.input.index: result for result in self._run(model, parameters, inputs)}
+        return [
+            results.error_line(item.key, failures[index].code, failures[index].message)
+            if index in failures
+            else results.result_line(item.key, by_index[index])
+            for index, item in enumerate(items)
+        ]
+
+    def _run(self, model: LoadedModel, parameters: dict[str, Any], inputs: list[ImageInput]) -> list[ImageResult]:
+        spec = model.spec
+        if spec.task is Task.CLASSIFICATION:
+            return self.pipeline.classify(model, inputs, int(parameters.get("top_k") or spec.top_k))
+        detection = DetectionParameters(
+            threshold=float(parameters.get("threshold", spec.score_threshold)),
+            iou=float(parameters.get("iou", spec.iou_threshold)),
+            max_detections=int(parameters.get("max_detections", spec.max_detections)),
+        )
+        return self.pipeline.detect(model, inputs, detection)
+
+    def run_dropped(self, message: DroppedObjects) -> None:
+        """Images dropped under incoming/: the default model of DROP_TASK, one result object each."""
+        dropped = [location for location in message.objects if self._is_drop(location)]
+        if not dropped:
+            return
+        model = self.models.get_for_task(self.settings.drop_task, None)
+        lines = self.infer(model, {}, [WorkItem(location.key, s3=location) for location in dropped])
+        for location, line in zip(dropped, lines, strict=True):
+            self._put_lines(self._drop_result(location), [{**line, "model": model.spec.name}])
+
+    def _is_drop(self, location: S3Location) -> bool:
+        return location.bucket == self.settings.jobs_bucket and location.key.startswith(INCOMING_PREFIX)
+
+    def _drop_result(self, location: S3Location) -> S3Location:
+        return S3Location(self.settings.jobs_bucket, f"{RESULTS_PREFIX}{location.key}.jsonl")
+
+    # Finishing
+
+    def complete(self, job_id: str, always: bool = False) -> None:
+        """Finish the job if every image is counted; write its summary and send its webhook once it is final."""
+        job = self.store.finish_if_complete(job_id)
+        if job is not None and job.status.final and (always or job.pending <= 0):
+            self.finalize(job)
+
+    def finalize(self, job: JobRecord) -> None:
+        output = S3Location.parse(job.output)
+        self._put_json(results.summary_location(output), job.document())
+        if job.webhook and self.store.claim_webhook(job.job_id):
+            delivery = self.webhooks.send(job.webhook, job.document())
+            self.store.record_webhook(job.job_id, delivery.to_json())
+            _log.info("webhook of job %s: %s after %d attempts", job.job_id, delivery.state, delivery.attempts)
+
+    # Dead-letter queue
+
+    def dead_letter(self, body: str) -> None:
+        """A message that failed every delivery: its images count as failed, its job can still finish."""
+        try:
+            message = decode(body)
+        except MessageError as error:
+            _log.error("dead letter dropped: %s", error)
+            return
+        if isinstance(message, ChunkMessage):
+            self._dead_chunk(message)
+        elif isinstance(message, PlanMessage):
+            self.store.fail(message.job_id, f"listing page {message.page} of the input failed repeatedly")
+            self.complete(message.job_id, always=True)
+        elif isinstance(message, FinishMessage):
+            _log.error("finishing job %s failed repeatedly", message.job_id)
+        elif isinstance(message, DroppedObjects):
+            for location in filter(self._is_drop, message.objects):
+                line = results.error_line(location.key, ErrorCode.MESSAGE_FAILED, _DEAD_LETTER_MESSAGE)
+                self._put_lines(self._drop_result(location), [line])
+
+    def _dead_chunk(self, message: ChunkMessage) -> None:
+        job = self.store.get(message.job_id)
+        if job is None:
+            _log.error("dead letter of job %s dropped: the job does not exist", message.job_id)
+            return
+        if not self.store.chunk_counted(job.job_id, message.chunk_id):
+            lines = [
+                results.error_line(item.key, ErrorCode.MESSAGE_FAILED, _DEAD_LETTER_MESSAGE) for item in message.items
+            ]
+            self._put_lines(self._part(job, message.chunk_id), lines)
+            count = len(message.items)
+            self.store.count_chunk(job.job_id, message.chunk_id, failed=count, dead_lettered=count)
+        self.complete(job.job_id)
+
+    # S3
+
+    @staticmethod
+    def _part(job: JobRecord, chunk: str) -> S3Location:
+        return results.part_location(S3Location.parse(job.output), chunk)
+
+    def _put_lines(self, location: S3Location, lines: list[dict[str, Any]]) -> None:
+        self.s3.put_object(
+            Bucket=location.bucket, Key=location.key, Body=results.json_lines(lines), ContentType=results.CONTENT_TYPE
+        )
+
+    def _put_json(self, location: S3Location, document: dict[str, Any]) -> None:
+        body = json.dumps(document, separators=(",", ":")).encode("utf-8")
+        self.s3.put_object(Bucket=location.bucket, Key=location.key, Body=body, ContentType="application/json")
+
+
+_DEAD_LETTER_MESSAGE = (
+    "the work message holding this image failed on every delivery (the worker crashed or timed out) and was "
+    "dead-lettered; submit the image again in a new job"
+)
