@@ -66,9 +66,7 @@ class JobSettings:
             jobs_bucket=env.get("JOBS_BUCKET", ""),
             webhook_secret=env.get("WEBHOOK_SECRET", ""),
             input_locations=parse_locations(env.get("JOBS_INPUT_LOCATIONS", "")),
-            output_locations=tuple(
-                location.as_prefix() for location in parse_locations(env.get("JOBS_OUTPUT_LOCATIONS", ""))
-            ),
+            output_locations=parse_locations(env.get("JOBS_OUTPUT_LOCATIONS", "")),
             chunk_size=integer("JOBS_CHUNK_SIZE", defaults.chunk_size, 1, 64),
             page_size=integer("JOBS_PAGE_SIZE", defaults.page_size, 1, 1000),
             max_input_uris=integer("JOBS_MAX_INPUT_URIS", defaults.max_input_uris, 1, 10_000),

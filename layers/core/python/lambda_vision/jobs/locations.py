@@ -49,9 +49,11 @@ class S3Location:
 
 
 def parse_locations(value: str) -> tuple[S3Location, ...]:
-    """A comma-separated list of s3:// URIs or bare bucket names (the whole bucket)."""
+    """A comma-separated list of s3:// URIs or bare bucket names (the whole bucket), each taken as a folder."""
     items = (part.strip() for part in value.split(","))
-    return tuple(S3Location.parse(item if item.startswith("s3://") else f"s3://{item}/") for item in items if item)
+    return tuple(
+        S3Location.parse(item if item.startswith("s3://") else f"s3://{item}/").as_prefix() for item in items if item
+    )
 
 
 @dataclass(frozen=True)
