@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -22,6 +23,8 @@ os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "lambda-vision-planner")
 
 job_settings = JobSettings.from_env()
 logger = Logger()
+# The library's own log lines (chunks, pages, webhooks) in the same JSON format.
+copy_config_to_registered_loggers(source_logger=logger, include={"lambda_vision"})
 planner = Planner(
     job_settings,
     JobStore(boto3.resource("dynamodb").Table(job_settings.table), job_settings.retention_days),

@@ -207,6 +207,18 @@ class JobStore:
     def chunk_counted(self, job_id: str, chunk: str) -> bool:
         return "Item" in self.table.get_item(Key=_key(job_id, f"CHUNK#{chunk}"), ConsistentRead=True)
 
+    def get_with_chunk(self, job_id: str, chunk: str) -> tuple[JobRecord | None, bool]:
+        """The job and whether the chunk was counted, in one round trip."""
+        keys = [_key(job_id), _key(job_id, f"CHUNK#{chunk}")]
+        request: dict[str, Any] = {self.table.name: {"Keys": keys, "ConsistentRead": True}}
+        items: list[dict[str, Any]] = []
+        while request:
+            response = self.table.meta.client.batch_get_item(RequestItems=request)
+            items += response.get("Responses", {}).get(self.table.name, [])
+            request = dict(response.get("UnprocessedKeys") or {})
+        job = next((JobRecord.from_item(item) for item in items if item["sk"] == "JOB"), None)
+        return job, any(item["sk"] == f"CHUNK#{chunk}" for item in items)
+
     def add_page(self, job_id: str, page: int, images: int, last: bool) -> bool:
         """Count the images of a listed page into total and pending, once per page; whether it was new."""
         return self._transact(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ from lambda_vision.jobs.messages import (
     decode,
 )
 from lambda_vision.jobs.objects import read_objects
-from lambda_vision.jobs.store import JobRecord, JobStore
+from lambda_vision.jobs.store import JobRecord, JobStatus, JobStore
 from lambda_vision.jobs.webhooks import WebhookSender
 from lambda_vision.models import LoadedModel, ModelStore
 from lambda_vision.pipeline import DetectionParameters, ImageResult, Pipeline
@@ -75,10 +76,10 @@ class Worker:
             raise MessageError("a plan message belongs on the plan queue")
 
     def run_chunk(self, message: ChunkMessage) -> None:
-        job = self.store.get(message.job_id)
+        job, counted = self.store.get_with_chunk(message.job_id, message.chunk_id)
         if job is None:
             raise MessageError(f"job {message.job_id} does not exist (expired, or never created)")
-        if not self.store.chunk_counted(job.job_id, message.chunk_id):
+        if not counted:
             if job.status.final:  # cancelled (or failed while planning): work not started is skipped
                 self.store.count_chunk(job.job_id, message.chunk_id, skipped=len(message.items))
             else:
@@ -86,12 +87,24 @@ class Worker:
         self.complete(job.job_id)
 
     def _infer_chunk(self, job: JobRecord, message: ChunkMessage) -> None:
+        start = time.perf_counter()
         model = self.models.get_for_task(Task(job.task), job.model)
         lines = self.infer(model, job.parameters, message.items)
+        inferred = time.perf_counter()
         self._put_lines(self._part(job, message.chunk_id), lines)
-        self.store.mark_running(job.job_id)
+        if job.status is JobStatus.QUEUED:
+            self.store.mark_running(job.job_id)
         succeeded = sum(1 for line in lines if line["status"] == "ok")
         self.store.count_chunk(job.job_id, message.chunk_id, succeeded=succeeded, failed=len(lines) - succeeded)
+        _log.info(
+            "chunk %s of job %s: %d images, %d failed, %.0f ms reading and inference, %.0f ms writing and counting",
+            message.chunk_id,
+            job.job_id,
+            len(lines),
+            len(lines) - succeeded,
+            (inferred - start) * 1000.0,
+            (time.perf_counter() - inferred) * 1000.0,
+        )
 
     def infer(self, model: LoadedModel, parameters: dict[str, Any], items: Sequence[WorkItem]) -> list[dict[str, Any]]:
         """One result line per item, in order; the readable images run as one batch."""
