@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambda_vision.fetch import FetchPolicy, UrlFetcher
 from lambda_vision.jobs.config import JobSettings
+from lambda_vision.jobs.objects import ObjectReader
 from lambda_vision.jobs.store import JobStore
 from lambda_vision.jobs.webhooks import WebhookSender
 from lambda_vision.jobs.worker import Worker
@@ -36,16 +37,17 @@ logger = Logger()
 # The library's own log lines (chunks, pages, webhooks) in the same JSON format.
 copy_config_to_registered_loggers(source_logger=logger, include={"lambda_vision"})
 fetcher = UrlFetcher(FetchPolicy.from_settings(settings))
+s3 = boto3.client("s3")
 worker = Worker(
     job_settings,
     JobStore(boto3.resource("dynamodb").Table(job_settings.table), job_settings.retention_days),
-    s3=boto3.client("s3"),
+    s3=s3,
     models=ModelStore(ModelRegistry.load(settings.models_config_path), settings),
     pipeline=Pipeline(fetcher, settings.max_image_pixels),
     webhooks=WebhookSender(
         fetcher, job_settings.webhook_secret, job_settings.webhook_attempts, job_settings.webhook_backoff_seconds
     ),
-    max_object_bytes=settings.url_max_bytes,
+    reader=ObjectReader(s3, settings.url_max_bytes),
 )
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -62,7 +64,12 @@ def bury(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(event=event, record_handler=process, processor=processor, context=context)
+    # The images of the next messages download while the first ones run through the network.
+    worker.prefetch([record.get("body", "") for record in event.get("Records", [])])
+    try:
+        return process_partial_response(event=event, record_handler=process, processor=processor, context=context)
+    finally:
+        worker.reader.forget()
 
 
 @logger.inject_lambda_context

@@ -21,6 +21,7 @@ from lambda_vision.fetch import FetchPolicy, UrlFetcher
 from lambda_vision.jobs.config import JobSettings
 from lambda_vision.jobs.locations import parse_locations
 from lambda_vision.jobs.messages import PlanMessage, decode
+from lambda_vision.jobs.objects import ObjectReader
 from lambda_vision.jobs.planner import Planner
 from lambda_vision.jobs.service import JobService
 from lambda_vision.jobs.store import JobStatus, JobStore
@@ -82,7 +83,7 @@ class Stack:
             models=ModelStore(registry, settings),
             pipeline=Pipeline(fetcher, settings.max_image_pixels),
             webhooks=WebhookSender(fetcher, SECRET, attempts=4, backoff_seconds=0.01),
-            max_object_bytes=settings.url_max_bytes,
+            reader=ObjectReader(self.s3, settings.url_max_bytes),
         )
 
     def put(self, key: str, data: bytes) -> None:

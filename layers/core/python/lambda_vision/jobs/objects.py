@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -43,16 +43,34 @@ def read_object(s3: S3Client, location: S3Location, max_bytes: int) -> bytes:
     return data
 
 
-def read_objects(s3: S3Client, locations: Sequence[S3Location], max_bytes: int) -> list[bytes | InputError]:
-    """Each object's bytes, or the reason it could not be read, in order."""
+class ObjectReader:
+    """Reads images from S3, several at a time; `prefetch` starts reads early, so the images of the next work
+    message download while the current one runs through the network."""
 
-    def read(location: S3Location) -> bytes | InputError:
+    def __init__(self, s3: S3Client, max_bytes: int, parallel: int = MAX_PARALLEL_DOWNLOADS) -> None:
+        self.s3 = s3
+        self.max_bytes = max_bytes
+        self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="s3-read")
+        self._pending: dict[S3Location, Future[bytes | InputError]] = {}
+
+    def _read(self, location: S3Location) -> bytes | InputError:
         try:
-            return read_object(s3, location, max_bytes)
+            return read_object(self.s3, location, self.max_bytes)
         except InputError as error:
             return error
 
-    if not locations:
-        return []
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_DOWNLOADS, len(locations))) as pool:
-        return list(pool.map(read, locations))
+    def prefetch(self, locations: Sequence[S3Location]) -> None:
+        for location in locations:
+            if location not in self._pending:
+                self._pending[location] = self._pool.submit(self._read, location)
+
+    def read(self, locations: Sequence[S3Location]) -> list[bytes | InputError]:
+        """Each object's bytes, or the reason it could not be read, in order."""
+        self.prefetch(locations)
+        return [self._pending.pop(location).result() for location in locations]
+
+    def forget(self) -> None:
+        """Drop what was prefetched and not read (the invocation is over)."""
+        for future in self._pending.values():
+            future.cancel()
+        self._pending.clear()

@@ -28,7 +28,7 @@ from lambda_vision.jobs.messages import (
     WorkItem,
     decode,
 )
-from lambda_vision.jobs.objects import read_objects
+from lambda_vision.jobs.objects import ObjectReader
 from lambda_vision.jobs.store import JobRecord, JobStatus, JobStore
 from lambda_vision.jobs.webhooks import WebhookSender
 from lambda_vision.models import LoadedModel, ModelStore
@@ -51,7 +51,7 @@ class Worker:
         models: ModelStore,
         pipeline: Pipeline,
         webhooks: WebhookSender,
-        max_object_bytes: int,
+        reader: ObjectReader,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -59,7 +59,7 @@ class Worker:
         self.models = models
         self.pipeline = pipeline
         self.webhooks = webhooks
-        self.max_object_bytes = max_object_bytes
+        self.reader = reader
 
     # Work queue
 
@@ -74,6 +74,17 @@ class Worker:
             self.run_dropped(message)
         elif isinstance(message, PlanMessage):
             raise MessageError("a plan message belongs on the plan queue")
+
+    def prefetch(self, bodies: Sequence[str]) -> None:
+        """Start reading the images of a batch of work messages (in their order) before processing them."""
+        for body in bodies:
+            try:
+                message = decode(body)
+            except MessageError:
+                continue
+            if isinstance(message, ChunkMessage):
+                locations = [item.s3 for item in message.items if item.s3 is not None]
+                self.reader.prefetch([location for location in locations if self.settings.policy.may_read(location)])
 
     def run_chunk(self, message: ChunkMessage) -> None:
         job, counted = self.store.get_with_chunk(message.job_id, message.chunk_id)
@@ -110,7 +121,7 @@ class Worker:
         """One result line per item, in order; the readable images run as one batch."""
         objects = [item.s3 for item in items if item.s3 is not None]
         allowed = [location for location in objects if self.settings.policy.may_read(location)]
-        payloads = dict(zip(allowed, read_objects(self.s3, allowed, self.max_object_bytes), strict=True))
+        payloads = dict(zip(allowed, self.reader.read(allowed), strict=True))
         failures: dict[int, InputError] = {}
         inputs: list[ImageInput] = []
         for index, item in enumerate(items):
