@@ -54,7 +54,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 def process(record: SQSRecord) -> None:
     logger.append_keys(message_id=record.message_id, receive_count=record.attributes.approximate_receive_count)
-    worker.handle(record.body)
+    worker.handle(record.body, deferred_id=record.message_id)
 
 
 def bury(record: SQSRecord) -> None:
@@ -64,12 +64,17 @@ def bury(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    # The images of the next messages download while the first ones run through the network.
+    # The images of the next messages download, and the results of the previous one are recorded, while a
+    # message runs through the network.
     worker.prefetch([record.get("body", "") for record in event.get("Records", [])])
     try:
-        return process_partial_response(event=event, record_handler=process, processor=processor, context=context)
+        response = process_partial_response(event=event, record_handler=process, processor=processor, context=context)
     finally:
+        unrecorded = worker.flush()
         worker.reader.forget()
+    reported = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
+    response["batchItemFailures"] += [{"itemIdentifier": item} for item in unrecorded if item not in reported]
+    return response
 
 
 @logger.inject_lambda_context

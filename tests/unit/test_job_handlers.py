@@ -184,3 +184,25 @@ def test_the_planner_and_worker_handlers_run_a_job_and_report_failed_records(
     assert sorted(entry["Key"].rsplit("/", 1)[1] for entry in listing) == ["part-p000000-c0000.jsonl", "summary.json"]
     # A dead letter the worker cannot read is dropped (logged), not retried forever.
     assert worker.dead_letter_handler(sqs_event("garbage"), LambdaContext()) == {"batchItemFailures": []}
+
+
+def test_a_chunk_whose_results_cannot_be_written_is_reported_failed_and_counted_nowhere(
+    api: Callable[..., dict[str, Any]], aws: dict[str, str], models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("JOBS_OUTPUT_LOCATIONS", "doomed-output")
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    s3.create_bucket(Bucket="doomed-output")
+    s3.put_object(Bucket="jobs-bucket", Key="in/a.jpg", Body=rotated_page(0, "JPEG"))
+    response = api("POST", "/jobs", {"input": ["s3://jobs-bucket/in/a.jpg"], "output": "s3://doomed-output/r/"})
+    job_id = json.loads(response["body"])["job_id"]
+    s3.delete_bucket(Bucket="doomed-output")  # S3 now refuses the results
+    worker = load_function("worker")
+    (work,) = sqs.receive_message(QueueUrl=aws["WORK_QUEUE_URL"])["Messages"]
+    answer = worker.lambda_handler(
+        sqs_event(work["Body"], json.dumps({"kind": "finish", "job_id": job_id})), LambdaContext()
+    )
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+    document = json.loads(api("GET", f"/jobs/{job_id}")["body"])
+    assert document["status"] == "queued"
+    assert document["counts"] == {"total": 1, "succeeded": 0, "failed": 0, "skipped": 0}

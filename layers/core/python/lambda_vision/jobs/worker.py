@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from lambda_vision.errors import ErrorCode, InputError
@@ -60,14 +61,20 @@ class Worker:
         self.pipeline = pipeline
         self.webhooks = webhooks
         self.reader = reader
+        # One writer: a chunk's lines and counts are recorded while the next chunk runs through the network.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
+        self._deferred: list[tuple[str, Future[None]]] = []
 
     # Work queue
 
-    def handle(self, body: str) -> None:
-        """Process one message of the work queue; raises when it should be delivered again."""
+    def handle(self, body: str, deferred_id: str | None = None) -> None:
+        """Process one message of the work queue; raises when it should be delivered again.
+
+        With a `deferred_id`, a chunk's results are written and counted in the background while the next
+        message runs; `flush` then says which of them failed."""
         message = decode(body)
         if isinstance(message, ChunkMessage):
-            self.run_chunk(message)
+            self.run_chunk(message, deferred_id)
         elif isinstance(message, FinishMessage):
             self.complete(message.job_id, always=True)
         elif isinstance(message, DroppedObjects):
@@ -86,35 +93,53 @@ class Worker:
                 locations = [item.s3 for item in message.items if item.s3 is not None]
                 self.reader.prefetch([location for location in locations if self.settings.policy.may_read(location)])
 
-    def run_chunk(self, message: ChunkMessage) -> None:
+    def flush(self) -> list[str]:
+        """Wait for the deferred writes; the ids of the messages whose results could not be recorded."""
+        failed = []
+        for deferred_id, future in self._deferred:
+            error = future.exception()
+            if error is not None:
+                _log.error("recording the results of message %s failed: %r", deferred_id, error)
+                failed.append(deferred_id)
+        self._deferred.clear()
+        return failed
+
+    def run_chunk(self, message: ChunkMessage, deferred_id: str | None = None) -> None:
         job, counted = self.store.get_with_chunk(message.job_id, message.chunk_id)
         if job is None:
             raise MessageError(f"job {message.job_id} does not exist (expired, or never created)")
-        if not counted:
-            if job.status.final:  # cancelled (or failed while planning): work not started is skipped
+        if counted or job.status.final:
+            if not counted:  # cancelled (or failed while planning): work not started is skipped
                 self.store.count_chunk(job.job_id, message.chunk_id, skipped=len(message.items))
-            else:
-                self._infer_chunk(job, message)
-        self.complete(job.job_id)
-
-    def _infer_chunk(self, job: JobRecord, message: ChunkMessage) -> None:
+            self.complete(job.job_id)
+            return
         start = time.perf_counter()
         model = self.models.get_for_task(Task(job.task), job.model)
         lines = self.infer(model, job.parameters, message.items)
-        inferred = time.perf_counter()
+        elapsed_ms = (time.perf_counter() - start) * 1000.0
+        if deferred_id is None:
+            self._record_chunk(job, message, lines, elapsed_ms)
+        else:
+            future = self._writer.submit(self._record_chunk, job, message, lines, elapsed_ms)
+            self._deferred.append((deferred_id, future))
+
+    def _record_chunk(self, job: JobRecord, message: ChunkMessage, lines: list[dict[str, Any]], ms: float) -> None:
+        """Lines first, then the count: a counted chunk always has its lines."""
+        start = time.perf_counter()
         self._put_lines(self._part(job, message.chunk_id), lines)
         if job.status is JobStatus.QUEUED:
             self.store.mark_running(job.job_id)
         succeeded = sum(1 for line in lines if line["status"] == "ok")
         self.store.count_chunk(job.job_id, message.chunk_id, succeeded=succeeded, failed=len(lines) - succeeded)
+        self.complete(job.job_id)
         _log.info(
-            "chunk %s of job %s: %d images, %d failed, %.0f ms reading and inference, %.0f ms writing and counting",
+            "chunk %s of job %s: %d images, %d failed, %.0f ms reading and inference, %.0f ms recording",
             message.chunk_id,
             job.job_id,
             len(lines),
             len(lines) - succeeded,
-            (inferred - start) * 1000.0,
-            (time.perf_counter() - inferred) * 1000.0,
+            ms,
+            (time.perf_counter() - start) * 1000.0,
         )
 
     def infer(self, model: LoadedModel, parameters: dict[str, Any], items: Sequence[WorkItem]) -> list[dict[str, Any]]:
