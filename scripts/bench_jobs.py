@@ -43,7 +43,7 @@ from samlocal.testing import LocalApi  # noqa: E402
 
 TARGET_RATIO = 1.15
 CHUNK = 8  # images per work message (JOBS_CHUNK_SIZE)
-BATCH_SIZE = 2  # work messages per worker invocation (WorkerBatchSize)
+BATCH_SIZE = 4  # work messages per worker invocation (WorkerBatchSize)
 REPORT = re.compile(r"^\[WorkerFunction\] REPORT RequestId: \S+\s+Duration: ([\d.]+) ms", re.MULTILINE)
 
 # us-east-1, published prices
