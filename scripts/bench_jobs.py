@@ -152,8 +152,8 @@ def cost_table(worker_ms: float) -> str:
                 f"${sqs_requests * SQS_REQUEST:.3f} | ${s3_cost:.2f} | ${dynamodb_cost:.2f} | **${total:.2f}** |"
             )
     assumptions = (
-        f"\nAssumptions: us-east-1 prices: Lambda arm64 ${LAMBDA_GB_SECOND['arm64']}/GB-s, "
-        f"x86_64 ${LAMBDA_GB_SECOND['x86_64']}/GB-s, ${LAMBDA_REQUEST * 1e6:.2f}/M requests;\n"
+        f"\nAssumptions: us-east-1 prices: Lambda arm64 ${LAMBDA_GB_SECOND['arm64']:.10f}/GB-s, "
+        f"x86_64 ${LAMBDA_GB_SECOND['x86_64']:.10f}/GB-s, ${LAMBDA_REQUEST * 1e6:.2f}/M requests;\n"
         f"SQS ${SQS_REQUEST * 1e6:.2f}/M requests of up to 10 messages; S3 GET ${S3_GET * 1000}/1000, "
         f"PUT and LIST ${S3_PUT * 1000}/1000;\nDynamoDB on-demand ${DYNAMODB_WRITE * 1e6}/M writes, "
         f"${DYNAMODB_READ * 1e6}/M reads.\n"
