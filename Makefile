@@ -56,7 +56,7 @@ lint: venv ## ruff (lint and format)
 
 typecheck: venv ## mypy --strict (the deployed code also as Lambda's Python 3.13 sees it)
 	$(VENV)/bin/mypy
-	$(VENV)/bin/mypy --python-version 3.13 layers/core/python functions/inference
+	$(VENV)/bin/mypy --python-version 3.13 layers/core/python functions/inference functions/worker functions/planner
 	cd samlocal && ../$(VENV)/bin/mypy
 
 unit: venv models ## Run the Python test suite

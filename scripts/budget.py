@@ -1,8 +1,9 @@
 """Size budget of a `sam build`: what the function and its layers weigh unzipped, against Lambda's limit.
 
 Lambda refuses a function whose code and layers, unzipped, exceed 250 MiB (262,144,000 bytes). This project
-promises to leave at least 40 MiB of that for the user's own models, on arm64 and on x86_64. For each build
-directory this prints the size of every layer and, inside them, of every package and model, then checks:
+promises to leave at least 40 MiB of that for the user's own models, on arm64 and on x86_64. For each function
+of each build directory (held to the limit with the layers it uses) this prints the size of every layer and,
+inside them, of every package and model, then checks:
 
 - the whole (function + layers) fits under the limit;
 - what the project ships (dependencies, library, function, the default models) leaves the reserve free;
@@ -229,18 +230,18 @@ def load_template(path: Path) -> dict[str, Any]:
     return template
 
 
-def artifacts(build_dir: Path) -> list[Artifact]:
-    """The function of the built template and the layers it uses, in the order Lambda stacks them."""
+def functions_of(build_dir: Path) -> list[str]:
     resources = load_template(build_dir / "template.yaml")["Resources"]
-    functions = [name for name, resource in resources.items() if resource["Type"] == "AWS::Serverless::Function"]
-    found = []
-    for function in functions:
-        properties = resources[function]["Properties"]
-        found.append(Artifact(function, "function", build_dir / properties["CodeUri"]))
-        layers = [layer["Ref"] for layer in properties.get("Layers", []) if isinstance(layer, dict) and "Ref" in layer]
-        found.extend(
-            Artifact(layer, "layer", build_dir / resources[layer]["Properties"]["ContentUri"]) for layer in layers
-        )
+    return [name for name, resource in resources.items() if resource["Type"] == "AWS::Serverless::Function"]
+
+
+def artifacts(build_dir: Path, function: str) -> list[Artifact]:
+    """A function of the built template and the layers it uses, in the order Lambda stacks them."""
+    resources = load_template(build_dir / "template.yaml")["Resources"]
+    properties = resources[function]["Properties"]
+    found = [Artifact(function, "function", build_dir / properties["CodeUri"])]
+    layers = [layer["Ref"] for layer in properties.get("Layers", []) if isinstance(layer, dict) and "Ref" in layer]
+    found.extend(Artifact(layer, "layer", build_dir / resources[layer]["Properties"]["ContentUri"]) for layer in layers)
     for artifact in found:
         for entry in sorted(artifact.path.iterdir()):
             if entry.name == "python" and artifact.kind == "layer" and any(entry.glob("*.dist-info")):
@@ -259,11 +260,20 @@ def architecture_of(build_dir: Path) -> str:
     raise SystemExit(f"{build_dir}: cannot tell the architecture from the name, give --architecture")
 
 
-def measure(build_dir: Path, architecture: str | None = None) -> Budget:
+def measure(build_dir: Path, architecture: str | None = None, function: str | None = None) -> Budget:
+    """The budget of one function (the template's first when not named): its code and its layers."""
     if not (build_dir / "template.yaml").exists():
         raise SystemExit(f"{build_dir}/template.yaml not found: run `make build` first")
     architecture = architecture or architecture_of(build_dir)
-    return Budget(architecture, build_dir, artifacts(build_dir), foreign_objects(build_dir, architecture))
+    function = function or functions_of(build_dir)[0]
+    return Budget(architecture, build_dir, artifacts(build_dir, function), foreign_objects(build_dir, architecture))
+
+
+def measure_all(build_dir: Path, architecture: str | None = None) -> list[Budget]:
+    """Every function of the build is held to the limit on its own (each with the layers it uses)."""
+    if not (build_dir / "template.yaml").exists():
+        raise SystemExit(f"{build_dir}/template.yaml not found: run `make build` first")
+    return [measure(build_dir, architecture, function) for function in functions_of(build_dir)]
 
 
 def table(budget: Budget, markdown: bool = False) -> str:
@@ -281,7 +291,7 @@ def table(budget: Budget, markdown: bool = False) -> str:
         ("left for your models (limit - shipped)", mib(budget.left_for_user_models)),
         ("promised to your models", mib(USER_MODELS_RESERVE)),
     ]
-    title = f"linux/{budget.architecture} ({budget.build_dir})"
+    title = f"{budget.artifacts[0].logical_id}, linux/{budget.architecture} ({budget.build_dir})"
     if markdown:
         lines = [f"| {title} | MiB |", "|---|---:|"]
         lines += [f"| {name.replace('  ', '&nbsp;&nbsp;', 1)} | {size} |" for name, size in rows]
@@ -303,11 +313,11 @@ def main() -> None:
     args = parser.parse_args()
     failures = []
     for build_dir in args.build_dirs:
-        budget = measure(build_dir, args.architecture)
-        print(table(budget, args.markdown))
-        problems = budget.problems()
-        print("\n".join(f"FAIL {problem}" for problem in problems) or "OK", end="\n\n")
-        failures += problems
+        for budget in measure_all(build_dir, args.architecture):
+            print(table(budget, args.markdown))
+            problems = budget.problems()
+            print("\n".join(f"FAIL {problem}" for problem in problems) or "OK", end="\n\n")
+            failures += problems
     if failures:
         sys.exit(1)
 

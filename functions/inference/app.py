@@ -30,11 +30,13 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from jobs import router as jobs_router
 from lambda_vision import __version__, schemas
 from lambda_vision.errors import ApiError, ErrorCode
 from lambda_vision.fetch import FetchPolicy, UrlFetcher
 from lambda_vision.imaging import decode_image
 from lambda_vision.inputs import ImageInput, header, read_images
+from lambda_vision.jobs import schemas as job_schemas
 from lambda_vision.models import LoadedModel, ModelStore
 from lambda_vision.pipeline import DetectionParameters, ImageResult, Pipeline
 from lambda_vision.registry import ModelRegistry, Task
@@ -332,6 +334,9 @@ def health() -> Response[str]:
     return json_response(HTTPStatus.OK, {"status": "ready", "models": loaded, "version": __version__})
 
 
+app.include_router(jobs_router)
+
+
 @app.exception_handler(ApiError)
 def handle_api_error(error: ApiError) -> Response[str]:
     return refuse(error)
@@ -416,6 +421,9 @@ def openapi_schema() -> dict[str, Any]:
     )
     for route in ("/predict", "/object_detection"):
         document["paths"][route]["post"]["requestBody"] = schemas.REQUEST_BODY
+    document["paths"]["/jobs"]["post"]["requestBody"] = job_schemas.REQUEST_BODY
+    job_request = job_schemas.JobRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    document["components"]["schemas"].update({**job_request.pop("$defs", {}), "JobRequest": job_request})
     return document
 
 

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template(ROOT / "template.yaml")
 SAMCONFIG = tomllib.loads((ROOT / "samconfig.toml").read_text())
 ROUTES = {("post", "/predict"), ("post", "/object_detection"), ("get", "/models"), ("get", "/models/{name}"),
-          ("get", "/health")}  # fmt: skip
+          ("get", "/health"), ("post", "/jobs"), ("get", "/jobs/{job_id}"), ("delete", "/jobs/{job_id}")}  # fmt: skip
 ORIGIN = "https://app.example.com"
 POOL_ARN = "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbCdEf123"
 

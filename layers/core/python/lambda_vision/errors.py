@@ -29,6 +29,18 @@ class ErrorCode(StrEnum):
     ROUTE_NOT_FOUND = "route_not_found"
     MODEL_UNAVAILABLE = "model_unavailable"
     INTERNAL_ERROR = "internal_error"
+    # Job requests (POST /jobs, GET and DELETE /jobs/{job_id})
+    INVALID_JOB = "invalid_job"
+    INVALID_URI = "invalid_uri"
+    LOCATION_FORBIDDEN = "location_forbidden"
+    LOCATION_NOT_FOUND = "location_not_found"
+    EMPTY_INPUT = "empty_input"
+    TOO_MANY_INPUTS = "too_many_inputs"
+    WEBHOOK_FORBIDDEN = "webhook_forbidden"
+    WEBHOOK_NOT_CONFIGURED = "webhook_not_configured"
+    JOB_NOT_FOUND = "job_not_found"
+    JOB_FINISHED = "job_finished"
+    JOBS_UNAVAILABLE = "jobs_unavailable"
     # Per-image errors
     IMAGE_UNDECODABLE = "image_undecodable"
     IMAGE_TOO_LARGE = "image_too_large"
@@ -42,6 +54,10 @@ class ErrorCode(StrEnum):
     URL_TOO_LARGE = "url_too_large"
     URL_HTTP_ERROR = "url_http_error"
     URL_TOO_MANY_REDIRECTS = "url_too_many_redirects"
+    OBJECT_NOT_FOUND = "object_not_found"
+    OBJECT_UNREADABLE = "object_unreadable"
+    OBJECT_TOO_LARGE = "object_too_large"
+    MESSAGE_FAILED = "message_failed"
 
 
 class ApiError(Exception):

@@ -20,7 +20,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -336,6 +336,40 @@ class UrlFetcher:
             f"the image URL redirected more than {self._policy.max_redirects} times; "
             "use the final address of the image instead",
         )
+
+    def check(self, url: str) -> None:
+        """Raise the `InputError` a fetch of `url` would meet before connecting (syntax, host list, addresses)."""
+        target = _parse_url(url, redirected=False)
+        if not self._policy.permits_host(target.host):
+            raise InputError(ErrorCode.URL_FORBIDDEN, f"{target.host} is not on this service's list of allowed hosts")
+        self._checked_addresses(target, redirected=False)
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        """POST `body` to `url` under the same rules as a fetch (no redirect is followed); the HTTP status.
+
+        Raises `InputError` when the URL is refused or the server cannot be reached."""
+        target = _parse_url(url, redirected=False)
+        if not self._policy.permits_host(target.host):
+            raise InputError(ErrorCode.URL_FORBIDDEN, f"{target.host} is not on this service's list of allowed hosts")
+        addresses = self._checked_addresses(target, redirected=False)
+        with _Deadline(self._policy.total_timeout, None) as limit:
+            for address in addresses:
+                limit.check(target)
+                with self._pool(target, address, limit) as pool, _translated_errors(target, self._policy, limit):
+                    try:
+                        response = pool.urlopen(
+                            "POST",
+                            target.request_target,
+                            body=body,
+                            headers={"User-Agent": "lambda-vision", **headers, "Host": target.host_header},
+                            retries=False,
+                            redirect=False,
+                            assert_same_host=False,
+                        )
+                    except NewConnectionError:
+                        continue
+                    return int(response.status)
+        raise InputError(ErrorCode.URL_UNREACHABLE, f"could not connect to {target.host} on port {target.port}")
 
     def _checked_addresses(self, target: _Target, redirected: bool) -> list[IPAddress]:
         """The addresses to connect to, each one permitted by the policy."""

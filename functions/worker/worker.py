@@ -1,0 +1,82 @@
+"""The job worker: SQS batches of work messages (chunks of a job, S3 notifications of dropped images, finish
+requests), each processed on its own and reported back with partial batch responses; and the dead-letter
+queue's consumer, which counts the images of messages that failed every delivery as failed.
+
+Everything that lasts across invocations (settings, models, AWS clients) is created once per container.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambda_vision.fetch import FetchPolicy, UrlFetcher
+from lambda_vision.jobs.config import JobSettings
+from lambda_vision.jobs.objects import ObjectReader
+from lambda_vision.jobs.store import JobStore
+from lambda_vision.jobs.webhooks import WebhookSender
+from lambda_vision.jobs.worker import Worker
+from lambda_vision.models import ModelStore
+from lambda_vision.pipeline import Pipeline
+from lambda_vision.registry import ModelRegistry
+from lambda_vision.settings import Settings
+
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "lambda-vision-worker")
+
+settings = Settings.from_env()
+job_settings = JobSettings.from_env()
+logger = Logger()
+# The library's own log lines (chunks, pages, webhooks) in the same JSON format.
+copy_config_to_registered_loggers(source_logger=logger, include={"lambda_vision"})
+fetcher = UrlFetcher(FetchPolicy.from_settings(settings))
+s3 = boto3.client("s3")
+worker = Worker(
+    job_settings,
+    JobStore(boto3.resource("dynamodb").Table(job_settings.table), job_settings.retention_days),
+    s3=s3,
+    models=ModelStore(ModelRegistry.load(settings.models_config_path), settings),
+    pipeline=Pipeline(fetcher, settings.max_image_pixels),
+    webhooks=WebhookSender(
+        fetcher, job_settings.webhook_secret, job_settings.webhook_attempts, job_settings.webhook_backoff_seconds
+    ),
+    reader=ObjectReader(s3, settings.url_max_bytes),
+)
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def process(record: SQSRecord) -> None:
+    logger.append_keys(message_id=record.message_id, receive_count=record.attributes.approximate_receive_count)
+    worker.handle(record.body, deferred_id=record.message_id)
+
+
+def bury(record: SQSRecord) -> None:
+    logger.append_keys(message_id=record.message_id)
+    worker.dead_letter(record.body)
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    # The images of the next messages download, and the results of the previous one are recorded, while a
+    # message runs through the network.
+    worker.prefetch([record.get("body", "") for record in event.get("Records", [])])
+    try:
+        response = process_partial_response(event=event, record_handler=process, processor=processor, context=context)
+    finally:
+        unrecorded = worker.flush()
+        worker.reader.forget()
+    reported = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
+    response["batchItemFailures"] += [{"itemIdentifier": item} for item in unrecorded if item not in reported]
+    return response
+
+
+@logger.inject_lambda_context
+def dead_letter_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(event=event, record_handler=bury, processor=processor, context=context)

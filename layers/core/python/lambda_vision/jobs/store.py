@@ -1,0 +1,394 @@
+"""Job state in DynamoDB: one item per job with atomic counters, one marker item per planned page and per
+counted chunk, so that work delivered twice is counted once and a job reaches its final status once.
+
+Items (partition key `pk`, sort key `sk`):
+- `JOB#<id>` / `JOB`: the job: status, model, parameters, counts (total, succeeded, failed, skipped,
+  pending), planning_done, timestamps, webhook delivery;
+- `JOB#<id>` / `PAGE#<n>`: page n of the input was listed and its images added to total and pending;
+- `JOB#<id>` / `CHUNK#<chunk>`: the images of that chunk were counted.
+A marker and its counter update are one transaction: both happen, or neither.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, cast
+
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+Clock = Callable[[], float]
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        return self in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
+
+
+ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+
+
+def iso_time(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch * 1000) % 1000:03d}Z"
+
+
+@dataclass
+class JobRecord:
+    job_id: str
+    status: JobStatus
+    task: str
+    model: str
+    parameters: dict[str, Any]
+    input: str | list[str]  # the prefix URI, or the list of URIs
+    output: str  # where this job's result objects are: <output prefix><job id>/
+    created_at: float
+    webhook: str | None = None
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    pending: int = 0
+    dead_lettered: int = 0
+    planning_done: bool = False
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    webhook_claimed: bool = False
+    webhook_delivery: dict[str, Any] = field(default_factory=dict)
+
+    def document(self) -> dict[str, Any]:
+        """What GET /jobs/{job_id}, the summary object and the webhook say about the job."""
+        document: dict[str, Any] = {
+            "job_id": self.job_id,
+            "status": self.status.value,
+            "task": self.task,
+            "model": self.model,
+            "parameters": self.parameters,
+            "input": self.input if isinstance(self.input, str) else {"uris": len(self.input)},
+            "output": self.output,
+            "counts": {
+                "total": self.total,
+                "succeeded": self.succeeded,
+                "failed": self.failed,
+                "skipped": self.skipped,
+            },
+            "created_at": iso_time(self.created_at),
+            "started_at": iso_time(self.started_at),
+            "finished_at": iso_time(self.finished_at),
+        }
+        if self.error:
+            document["error"] = self.error
+        if self.webhook:  # never the URL itself: it may carry a token
+            document["webhook"] = {"state": "pending", **self.webhook_delivery}
+        return document
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> JobRecord:
+        def number(name: str) -> int:
+            return int(item.get(name, 0))
+
+        def moment(name: str) -> float | None:
+            value = item.get(name)
+            return None if value is None else float(value)
+
+        return cls(
+            job_id=str(item["job_id"]),
+            status=JobStatus(item["status"]),
+            task=str(item["task"]),
+            model=str(item["model"]),
+            parameters=_plain(item.get("parameters", {})),
+            input=_plain(item["input"]),
+            output=str(item["output"]),
+            created_at=float(item["created_at"]),
+            webhook=item.get("webhook"),
+            total=number("total"),
+            succeeded=number("succeeded"),
+            failed=number("failed"),
+            skipped=number("skipped"),
+            pending=number("pending"),
+            dead_lettered=number("dead_lettered"),
+            planning_done=bool(item.get("planning_done", False)),
+            started_at=moment("started_at"),
+            finished_at=moment("finished_at"),
+            error=item.get("error"),
+            webhook_claimed="webhook_claimed_at" in item,
+            webhook_delivery=_plain(item.get("webhook_delivery", {})),
+        )
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB's Decimals back to int and float."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _dynamo(value: Any) -> Any:
+    """Floats as Decimals, which is how DynamoDB takes numbers."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {key: _dynamo(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_dynamo(item) for item in value]
+    return value
+
+
+def _key(job_id: str, sort: str = "JOB") -> dict[str, str]:
+    return {"pk": f"JOB#{job_id}", "sk": sort}
+
+
+def _conditional_failure(error: ClientError) -> bool:
+    code = error.response.get("Error", {}).get("Code", "")
+    if code == "ConditionalCheckFailedException":
+        return True
+    if code == "TransactionCanceledException":
+        reasons = error.response.get("CancellationReasons", [])
+        return any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons) or not reasons
+    return False
+
+
+class JobStore:
+    def __init__(self, table: Table, retention_days: int = 30, clock: Clock = time.time) -> None:
+        self.table = table
+        self.retention_seconds = retention_days * 86_400
+        self.clock = clock
+
+    def _expires(self) -> int:
+        return int(self.clock() + self.retention_seconds)
+
+    def create(self, job: JobRecord) -> None:
+        item: dict[str, Any] = {
+            **_key(job.job_id),
+            "job_id": job.job_id,
+            "status": job.status.value,
+            "task": job.task,
+            "model": job.model,
+            "parameters": _dynamo(job.parameters),
+            "input": job.input,
+            "output": job.output,
+            "created_at": _dynamo(job.created_at),
+            "total": job.total,
+            "succeeded": 0,
+            "failed": 0,
+            "skipped": 0,
+            "pending": job.pending,
+            "dead_lettered": 0,
+            "planning_done": job.planning_done,
+            "expires_at": self._expires(),
+        }
+        if job.webhook:
+            item["webhook"] = job.webhook
+        self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+
+    def get(self, job_id: str) -> JobRecord | None:
+        item = self.table.get_item(Key=_key(job_id), ConsistentRead=True).get("Item")
+        return None if item is None else JobRecord.from_item(item)
+
+    def chunk_counted(self, job_id: str, chunk: str) -> bool:
+        return "Item" in self.table.get_item(Key=_key(job_id, f"CHUNK#{chunk}"), ConsistentRead=True)
+
+    def get_with_chunk(self, job_id: str, chunk: str) -> tuple[JobRecord | None, bool]:
+        """The job and whether the chunk was counted, in one round trip."""
+        keys = [_key(job_id), _key(job_id, f"CHUNK#{chunk}")]
+        request: dict[str, Any] = {self.table.name: {"Keys": keys, "ConsistentRead": True}}
+        items: list[dict[str, Any]] = []
+        while request:
+            response = self.table.meta.client.batch_get_item(RequestItems=request)
+            items += response.get("Responses", {}).get(self.table.name, [])
+            request = dict(response.get("UnprocessedKeys") or {})
+        job = next((JobRecord.from_item(item) for item in items if item["sk"] == "JOB"), None)
+        return job, any(item["sk"] == f"CHUNK#{chunk}" for item in items)
+
+    def add_page(self, job_id: str, page: int, images: int, last: bool) -> bool:
+        """Count the images of a listed page into total and pending, once per page; whether it was new."""
+        return self._transact(
+            f"PAGE#{page}",
+            job_id,
+            marker_fields={"images": images},
+            update="SET planning_done = :last ADD #total :n, pending :n",
+            values={":n": images, ":last": last},
+            names={"#total": "total"},
+        )
+
+    def count_chunk(
+        self, job_id: str, chunk: str, *, succeeded: int = 0, failed: int = 0, skipped: int = 0, dead_lettered: int = 0
+    ) -> bool:
+        """Add a chunk's outcome to the counters, once per chunk; whether it was new."""
+        images = succeeded + failed + skipped
+        return self._transact(
+            f"CHUNK#{chunk}",
+            job_id,
+            marker_fields={"succeeded": succeeded, "failed": failed, "skipped": skipped},
+            update="ADD succeeded :s, failed :f, skipped :k, dead_lettered :d, pending :p",
+            values={":s": succeeded, ":f": failed, ":k": skipped, ":d": dead_lettered, ":p": -images},
+            names=None,
+        )
+
+    def _transact(
+        self,
+        marker: str,
+        job_id: str,
+        *,
+        marker_fields: dict[str, Any],
+        update: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None,
+    ) -> bool:
+        job_update: dict[str, Any] = {
+            "TableName": self.table.name,
+            "Key": _key(job_id),
+            "UpdateExpression": update,
+            "ExpressionAttributeValues": values,
+            "ConditionExpression": "attribute_exists(pk)",
+        }
+        if names:
+            job_update["ExpressionAttributeNames"] = names
+        try:
+            self.table.meta.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table.name,
+                            "Item": {**_key(job_id, marker), **marker_fields, "expires_at": self._expires()},
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {"Update": cast(Any, job_update)},
+                ]
+            )
+        except ClientError as error:
+            if _conditional_failure(error):
+                return False
+            raise
+        return True
+
+    def mark_running(self, job_id: str) -> None:
+        self._conditional_update(
+            job_id,
+            "SET #status = :running, started_at = :now",
+            "#status = :queued",
+            {":running": JobStatus.RUNNING.value, ":queued": JobStatus.QUEUED.value, ":now": self._now()},
+        )
+
+    def _now(self) -> Decimal:
+        return Decimal(repr(round(self.clock(), 3)))
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel an active job; False when it was already finished (or does not exist)."""
+        return self._conditional_update(
+            job_id,
+            "SET #status = :cancelled, finished_at = :now",
+            "#status IN (:queued, :running)",
+            {
+                ":cancelled": JobStatus.CANCELLED.value,
+                ":queued": JobStatus.QUEUED.value,
+                ":running": JobStatus.RUNNING.value,
+                ":now": self._now(),
+            },
+        )
+
+    def fail(self, job_id: str, reason: str) -> bool:
+        """End an active job as failed (its planning could not complete)."""
+        return self._conditional_update(
+            job_id,
+            "SET #status = :failed, finished_at = :now, #error = :reason",
+            "#status IN (:queued, :running)",
+            {
+                ":failed": JobStatus.FAILED.value,
+                ":queued": JobStatus.QUEUED.value,
+                ":running": JobStatus.RUNNING.value,
+                ":now": self._now(),
+                ":reason": reason,
+            },
+            {"#error": "error"},
+        )
+
+    def finish_if_complete(self, job_id: str) -> JobRecord | None:
+        """The job's record once it is final: finishes it first (once) when every planned image is counted."""
+        job = self.get(job_id)
+        if job is None or job.status.final:
+            return job
+        if not job.planning_done or job.pending > 0:
+            return None
+        # Nothing counts towards this job any more: its counters are settled and the decision is stable.
+        failed_job = job.dead_lettered > 0 or (job.total > 0 and job.succeeded == 0)
+        final = JobStatus.FAILED if failed_job else JobStatus.SUCCEEDED
+        values: dict[str, Any] = {
+            ":final": final.value,
+            ":now": self._now(),
+            ":queued": JobStatus.QUEUED.value,
+            ":running": JobStatus.RUNNING.value,
+            ":true": True,
+            ":zero": 0,
+        }
+        update = "SET #status = :final, finished_at = :now"
+        if failed_job and job.dead_lettered:
+            update += ", #error = :reason"
+            values[":reason"] = f"{job.dead_lettered} images could not be processed (their messages were dead-lettered)"
+        self._conditional_update(
+            job_id,
+            update,
+            "#status IN (:queued, :running) AND planning_done = :true AND pending = :zero",
+            values,
+            {"#error": "error"} if ":reason" in values else None,
+        )
+        return self.get(job_id)
+
+    def claim_webhook(self, job_id: str) -> bool:
+        """Whether this caller is the one to send the job's webhook (the first to ask)."""
+        return self._conditional_update(
+            job_id, "SET webhook_claimed_at = :now", "attribute_not_exists(webhook_claimed_at)", {":now": self._now()}
+        )
+
+    def record_webhook(self, job_id: str, delivery: dict[str, Any]) -> None:
+        self.table.update_item(
+            Key=_key(job_id),
+            UpdateExpression="SET webhook_delivery = :delivery",
+            ExpressionAttributeValues={":delivery": _dynamo(delivery)},
+        )
+
+    def _conditional_update(
+        self,
+        job_id: str,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+    ) -> bool:
+        attribute_names = {"#status": "status", **(names or {})}
+        used = {name: value for name, value in attribute_names.items() if name in update or name in condition}
+        arguments: dict[str, Any] = {
+            "Key": _key(job_id),
+            "UpdateExpression": update,
+            "ConditionExpression": f"attribute_exists(pk) AND ({condition})",
+            "ExpressionAttributeValues": values,
+        }
+        if used:
+            arguments["ExpressionAttributeNames"] = used
+        try:
+            self.table.update_item(**arguments)
+        except ClientError as error:
+            if _conditional_failure(error):
+                return False
+            raise
+        return True

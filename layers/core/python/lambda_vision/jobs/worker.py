@@ -1,0 +1,268 @@
+"""The worker: runs the images of a work message through the API's pipeline (one ONNX batch), writes their
+result lines as one object, counts them once, and finishes the job when it sees the last image counted.
+
+A failure of one image (undecodable, missing object, unreachable URL) is a result line. A failure of the
+whole message (a model that cannot load, S3 refusing the write) raises, so SQS delivers it again and, after
+maxReceiveCount deliveries, moves it to the dead-letter queue, where `dead_letter` counts its images failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from lambda_vision.errors import ErrorCode, InputError
+from lambda_vision.inputs import ImageInput
+from lambda_vision.jobs import results
+from lambda_vision.jobs.config import INCOMING_PREFIX, RESULTS_PREFIX, JobSettings
+from lambda_vision.jobs.locations import S3Location
+from lambda_vision.jobs.messages import (
+    ChunkMessage,
+    DroppedObjects,
+    FinishMessage,
+    MessageError,
+    PlanMessage,
+    WorkItem,
+    decode,
+)
+from lambda_vision.jobs.objects import ObjectReader
+from lambda_vision.jobs.store import JobRecord, JobStatus, JobStore
+from lambda_vision.jobs.webhooks import WebhookSender
+from lambda_vision.models import LoadedModel, ModelStore
+from lambda_vision.pipeline import DetectionParameters, ImageResult, Pipeline
+from lambda_vision.registry import Task
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: JobSettings,
+        store: JobStore,
+        *,
+        s3: S3Client,
+        models: ModelStore,
+        pipeline: Pipeline,
+        webhooks: WebhookSender,
+        reader: ObjectReader,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.s3 = s3
+        self.models = models
+        self.pipeline = pipeline
+        self.webhooks = webhooks
+        self.reader = reader
+        # One writer: a chunk's lines and counts are recorded while the next chunk runs through the network.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
+        self._deferred: list[tuple[str, Future[None]]] = []
+
+    # Work queue
+
+    def handle(self, body: str, deferred_id: str | None = None) -> None:
+        """Process one message of the work queue; raises when it should be delivered again.
+
+        With a `deferred_id`, a chunk's results are written and counted in the background while the next
+        message runs; `flush` then says which of them failed."""
+        message = decode(body)
+        if isinstance(message, ChunkMessage):
+            self.run_chunk(message, deferred_id)
+        elif isinstance(message, FinishMessage):
+            self.complete(message.job_id, always=True)
+        elif isinstance(message, DroppedObjects):
+            self.run_dropped(message)
+        elif isinstance(message, PlanMessage):
+            raise MessageError("a plan message belongs on the plan queue")
+
+    def prefetch(self, bodies: Sequence[str]) -> None:
+        """Start reading the images of a batch of work messages (in their order) before processing them."""
+        for body in bodies:
+            try:
+                message = decode(body)
+            except MessageError:
+                continue
+            if isinstance(message, ChunkMessage):
+                locations = [item.s3 for item in message.items if item.s3 is not None]
+                self.reader.prefetch([location for location in locations if self.settings.policy.may_read(location)])
+
+    def flush(self) -> list[str]:
+        """Wait for the deferred writes; the ids of the messages whose results could not be recorded."""
+        failed = []
+        for deferred_id, future in self._deferred:
+            error = future.exception()
+            if error is not None:
+                _log.error("recording the results of message %s failed: %r", deferred_id, error)
+                failed.append(deferred_id)
+        self._deferred.clear()
+        return failed
+
+    def run_chunk(self, message: ChunkMessage, deferred_id: str | None = None) -> None:
+        job, counted = self.store.get_with_chunk(message.job_id, message.chunk_id)
+        if job is None:
+            raise MessageError(f"job {message.job_id} does not exist (expired, or never created)")
+        if counted or job.status.final:
+            if not counted:  # cancelled (or failed while planning): work not started is skipped
+                self.store.count_chunk(job.job_id, message.chunk_id, skipped=len(message.items))
+            self.complete(job.job_id)
+            return
+        start = time.perf_counter()
+        model = self.models.get_for_task(Task(job.task), job.model)
+        lines = self.infer(model, job.parameters, message.items)
+        elapsed_ms = (time.perf_counter() - start) * 1000.0
+        if deferred_id is None:
+            self._record_chunk(job, message, lines, elapsed_ms)
+        else:
+            future = self._writer.submit(self._record_chunk, job, message, lines, elapsed_ms)
+            self._deferred.append((deferred_id, future))
+
+    def _record_chunk(self, job: JobRecord, message: ChunkMessage, lines: list[dict[str, Any]], ms: float) -> None:
+        """Lines first, then the count: a counted chunk always has its lines."""
+        start = time.perf_counter()
+        self._put_lines(self._part(job, message.chunk_id), lines)
+        if job.status is JobStatus.QUEUED:
+            self.store.mark_running(job.job_id)
+        succeeded = sum(1 for line in lines if line["status"] == "ok")
+        self.store.count_chunk(job.job_id, message.chunk_id, succeeded=succeeded, failed=len(lines) - succeeded)
+        self.complete(job.job_id)
+        _log.info(
+            "chunk %s of job %s: %d images, %d failed, %.0f ms reading and inference, %.0f ms recording",
+            message.chunk_id,
+            job.job_id,
+            len(lines),
+            len(lines) - succeeded,
+            ms,
+            (time.perf_counter() - start) * 1000.0,
+        )
+
+    def infer(self, model: LoadedModel, parameters: dict[str, Any], items: Sequence[WorkItem]) -> list[dict[str, Any]]:
+        """One result line per item, in order; the readable images run as one batch."""
+        objects = [item.s3 for item in items if item.s3 is not None]
+        allowed = [location for location in objects if self.settings.policy.may_read(location)]
+        payloads = dict(zip(allowed, self.reader.read(allowed), strict=True))
+        failures: dict[int, InputError] = {}
+        inputs: list[ImageInput] = []
+        for index, item in enumerate(items):
+            if item.s3 is None:
+                inputs.append(ImageInput(index=index, source=item.key, url=item.url))
+                continue
+            payload = payloads.get(item.s3)
+            if payload is None:
+                failures[index] = InputError(ErrorCode.OBJECT_UNREADABLE, f"{item.s3.uri} may not be read by jobs")
+            elif isinstance(payload, InputError):
+                failures[index] = payload
+            else:
+                inputs.append(ImageInput(index=index, source=item.key, data=payload))
+        by_index = {result.input.index: result for result in self._run(model, parameters, inputs)}
+        return [
+            results.error_line(item.key, failures[index].code, failures[index].message)
+            if index in failures
+            else results.result_line(item.key, by_index[index])
+            for index, item in enumerate(items)
+        ]
+
+    def _run(self, model: LoadedModel, parameters: dict[str, Any], inputs: list[ImageInput]) -> list[ImageResult]:
+        spec = model.spec
+        if spec.task is Task.CLASSIFICATION:
+            return self.pipeline.classify(model, inputs, int(parameters.get("top_k") or spec.top_k))
+        detection = DetectionParameters(
+            threshold=float(parameters.get("threshold", spec.score_threshold)),
+            iou=float(parameters.get("iou", spec.iou_threshold)),
+            max_detections=int(parameters.get("max_detections", spec.max_detections)),
+        )
+        return self.pipeline.detect(model, inputs, detection)
+
+    def run_dropped(self, message: DroppedObjects) -> None:
+        """Images dropped under incoming/: the default model of DROP_TASK, one result object each."""
+        dropped = [location for location in message.objects if self._is_drop(location)]
+        if not dropped:
+            return
+        model = self.models.get_for_task(self.settings.drop_task, None)
+        lines = self.infer(model, {}, [WorkItem(location.key, s3=location) for location in dropped])
+        for location, line in zip(dropped, lines, strict=True):
+            self._put_lines(self._drop_result(location), [{**line, "model": model.spec.name}])
+
+    def _is_drop(self, location: S3Location) -> bool:
+        return location.bucket == self.settings.jobs_bucket and location.key.startswith(INCOMING_PREFIX)
+
+    def _drop_result(self, location: S3Location) -> S3Location:
+        return S3Location(self.settings.jobs_bucket, f"{RESULTS_PREFIX}{location.key}.jsonl")
+
+    # Finishing
+
+    def complete(self, job_id: str, always: bool = False) -> None:
+        """Finish the job if every image is counted; write its summary and send its webhook once it is final."""
+        job = self.store.finish_if_complete(job_id)
+        if job is not None and job.status.final and (always or job.pending <= 0):
+            self.finalize(job)
+
+    def finalize(self, job: JobRecord) -> None:
+        output = S3Location.parse(job.output)
+        self._put_json(results.summary_location(output), job.document())
+        if job.webhook and self.store.claim_webhook(job.job_id):
+            delivery = self.webhooks.send(job.webhook, job.document())
+            self.store.record_webhook(job.job_id, delivery.to_json())
+            _log.info("webhook of job %s: %s after %d attempts", job.job_id, delivery.state, delivery.attempts)
+
+    # Dead-letter queue
+
+    def dead_letter(self, body: str) -> None:
+        """A message that failed every delivery: its images count as failed, its job can still finish."""
+        try:
+            message = decode(body)
+        except MessageError as error:
+            _log.error("dead letter dropped: %s", error)
+            return
+        if isinstance(message, ChunkMessage):
+            self._dead_chunk(message)
+        elif isinstance(message, PlanMessage):
+            self.store.fail(message.job_id, f"listing page {message.page} of the input failed repeatedly")
+            self.complete(message.job_id, always=True)
+        elif isinstance(message, FinishMessage):
+            _log.error("finishing job %s failed repeatedly", message.job_id)
+        elif isinstance(message, DroppedObjects):
+            for location in filter(self._is_drop, message.objects):
+                line = results.error_line(location.key, ErrorCode.MESSAGE_FAILED, _DEAD_LETTER_MESSAGE)
+                self._put_lines(self._drop_result(location), [line])
+
+    def _dead_chunk(self, message: ChunkMessage) -> None:
+        job = self.store.get(message.job_id)
+        if job is None:
+            _log.error("dead letter of job %s dropped: the job does not exist", message.job_id)
+            return
+        if not self.store.chunk_counted(job.job_id, message.chunk_id):
+            lines = [
+                results.error_line(item.key, ErrorCode.MESSAGE_FAILED, _DEAD_LETTER_MESSAGE) for item in message.items
+            ]
+            self._put_lines(self._part(job, message.chunk_id), lines)
+            count = len(message.items)
+            self.store.count_chunk(job.job_id, message.chunk_id, failed=count, dead_lettered=count)
+        self.complete(job.job_id)
+
+    # S3
+
+    @staticmethod
+    def _part(job: JobRecord, chunk: str) -> S3Location:
+        return results.part_location(S3Location.parse(job.output), chunk)
+
+    def _put_lines(self, location: S3Location, lines: list[dict[str, Any]]) -> None:
+        self.s3.put_object(
+            Bucket=location.bucket, Key=location.key, Body=results.json_lines(lines), ContentType=results.CONTENT_TYPE
+        )
+
+    def _put_json(self, location: S3Location, document: dict[str, Any]) -> None:
+        body = json.dumps(document, separators=(",", ":")).encode("utf-8")
+        self.s3.put_object(Bucket=location.bucket, Key=location.key, Body=body, ContentType="application/json")
+
+
+_DEAD_LETTER_MESSAGE = (
+    "the work message holding this image failed on every delivery (the worker crashed or timed out) and was "
+    "dead-lettered; submit the image again in a new job"
+)

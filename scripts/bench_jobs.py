@@ -1,0 +1,198 @@
+"""Batch jobs on the local stack against the same images through the in-process pipeline, and what a million
+images cost on Lambda.
+
+1. In process: the images, in chunks of 8 (one ONNX batch each, as a work message), through
+   `lambda_vision.pipeline.Pipeline` with one inference thread: milliseconds per image.
+2. A local job: `samlocal start-api` on template.yaml (local S3, SQS and DynamoDB; the planner and worker
+   functions driven by their SQS event sources), the images uploaded under a prefix, POST /jobs, then
+   GET /jobs/{id} until it is final, with 1, 2 and 4 worker environments. Images per second from the POST to
+   the final status, and the worker's billed milliseconds per image from its REPORT lines: the cost of the
+   batch path per image (S3 reads and writes, DynamoDB counters, JSON Lines) against the in-process pipeline.
+   Target: at most 1.15x.
+3. Dollars per million images at 1024, 2048 and 3008 MB on arm64 and x86_64, from the measured worker
+   milliseconds per image and AWS's published prices (printed with the assumptions).
+
+    .venv/bin/python scripts/bench_jobs.py [--images 96] [--workers 1 2 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "layers" / "core" / "python"))
+os.environ.setdefault("MODELS_DIR", str(ROOT / "layers" / "models" / "models"))
+
+import boto3  # noqa: E402
+
+import sample_images  # noqa: E402
+from lambda_vision.fetch import FetchPolicy, UrlFetcher  # noqa: E402
+from lambda_vision.inputs import ImageInput  # noqa: E402
+from lambda_vision.models import ModelStore  # noqa: E402
+from lambda_vision.pipeline import Pipeline  # noqa: E402
+from lambda_vision.registry import ModelRegistry, Task  # noqa: E402
+from lambda_vision.settings import Settings  # noqa: E402
+from samlocal.testing import LocalApi  # noqa: E402
+
+TARGET_RATIO = 1.15
+CHUNK = 8  # images per work message (JOBS_CHUNK_SIZE)
+BATCH_SIZE = 4  # work messages per worker invocation (WorkerBatchSize)
+REPORT = re.compile(r"^\[WorkerFunction\] REPORT RequestId: \S+\s+Duration: ([\d.]+) ms", re.MULTILINE)
+
+# us-east-1, published prices
+LAMBDA_GB_SECOND = {"arm64": 0.0000133334, "x86_64": 0.0000166667}
+LAMBDA_REQUEST = 0.20 / 1e6
+SQS_REQUEST = 0.40 / 1e6
+S3_GET = 0.0004 / 1000
+S3_PUT = 0.005 / 1000  # PUT, COPY, POST and LIST
+DYNAMODB_WRITE = 0.625 / 1e6
+DYNAMODB_READ = 0.125 / 1e6
+ONE_VCPU_MB = 1769  # Lambda gives one full vCPU at 1769 MB, proportionally less below
+MEMORY_SIZES = (1024, 2048, 3008)
+
+
+def images(count: int) -> list[bytes]:
+    pages = [sample_images.rotated_page(angle, "JPEG") for angle in (0, 90, 180, 270)]
+    # Each image distinct (a different JPEG comment), so nothing can be cached along the way.
+    return [page + b"\xff\xfe" + index.to_bytes(4, "big") for index, page in enumerate(pages * (count // 4 + 1))][
+        :count
+    ]
+
+
+def in_process_ms(data: list[bytes]) -> float:
+    settings = Settings.from_env({"MODELS_DIR": os.environ["MODELS_DIR"], "INFERENCE_THREADS": "1"})
+    registry = ModelRegistry.load(settings.models_config_path)
+    store = ModelStore(registry, settings)
+    model = store.get_for_task(Task.CLASSIFICATION, None)
+    pipeline = Pipeline(UrlFetcher(FetchPolicy.from_settings(settings)), settings.max_image_pixels)
+    inputs = [ImageInput(index=index, source=f"{index}.jpg", data=item) for index, item in enumerate(data)]
+    pipeline.classify(model, inputs[:CHUNK], model.spec.top_k)  # warm-up
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for offset in range(0, len(inputs), CHUNK):
+            results = pipeline.classify(model, inputs[offset : offset + CHUNK], model.spec.top_k)
+            assert all(result.ok for result in results)
+        best = min(best, (time.perf_counter() - start) * 1000.0 / len(inputs))
+    return best
+
+
+def local_job(data: list[bytes], workers: int, folder: Path) -> tuple[float, float]:
+    """Images per second of one job, and the worker's billed milliseconds per image."""
+    log = folder / f"console-{workers}.log"
+    overrides = f"WorkerBatchSize={BATCH_SIZE} WorkerMaxConcurrency={max(2, workers)}"
+    api = LocalApi(
+        ROOT / "template.yaml", log, "--warm-containers", "eager", "--no-reload",
+        "--parameter-overrides", overrides, "--pool-size", f"WorkerFunction={workers}",
+        env_vars={"WorkerFunction": {"INFERENCE_THREADS": "1"}},
+    )  # fmt: skip
+    try:
+        s3 = boto3.client(
+            "s3", endpoint_url=api.aws_url, region_name="us-east-1",
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )  # fmt: skip
+        bucket = next(entry["Name"] for entry in s3.list_buckets()["Buckets"] if "jobsbucket" in entry["Name"])
+        for index, item in enumerate(data):
+            s3.put_object(Bucket=bucket, Key=f"bench/{index:05d}.jpg", Body=item)
+        # A first job warms every environment (model loading is a cold start, not a per-image cost).
+        warm = run_job(api, {"input": [f"s3://{bucket}/bench/{index:05d}.jpg" for index in range(CHUNK * workers)]})
+        assert warm["status"] == "succeeded", warm
+        before = len(REPORT.findall(api.output()))
+        start = time.perf_counter()
+        document = run_job(api, {"input": f"s3://{bucket}/bench/"})
+        elapsed = time.perf_counter() - start
+        assert document["counts"]["succeeded"] == len(data), document
+        time.sleep(0.5)  # the last REPORT lines
+        durations = [float(ms) for ms in REPORT.findall(api.output())[before:]]
+        return len(data) / elapsed, sum(durations) / len(data)
+    finally:
+        api.close()
+
+
+def run_job(api: LocalApi, job: dict[str, Any]) -> dict[str, Any]:
+    response = api.post("/jobs", json=job)
+    assert response.status_code == 202, response.text
+    job_id = response.json()["job_id"]
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        document: dict[str, Any] = api.get(f"/jobs/{job_id}").json()
+        if document["status"] in {"succeeded", "failed", "cancelled"}:
+            return document
+        time.sleep(0.05)
+    raise SystemExit(f"job {job_id} did not finish:\n{api.output()[-3000:]}")
+
+
+def cost_table(worker_ms: float) -> str:
+    chunks = 1e6 / CHUNK
+    invocations = chunks / BATCH_SIZE
+    # SQS: SendMessageBatch of 10 chunks, one ReceiveMessage and one DeleteMessageBatch per invocation.
+    sqs_requests = chunks / 10 + 2 * invocations
+    s3_cost = 1e6 * S3_GET + (chunks + 1e6 / 1000) * S3_PUT  # image reads; part objects and LIST pages
+    # Per chunk: 3 strongly consistent reads, a 2-item transaction (2 writes each) and the running mark.
+    dynamodb_cost = chunks * (5 * DYNAMODB_WRITE + 3 * DYNAMODB_READ)
+    lines = [
+        "| memory | arch | ms per image | Lambda compute | Lambda requests | SQS | S3 | DynamoDB | total per million |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for memory in MEMORY_SIZES:
+        ms = worker_ms * max(1.0, ONE_VCPU_MB / memory)
+        for arch, price in LAMBDA_GB_SECOND.items():
+            compute = 1e6 * ms / 1000.0 * memory / 1024.0 * price
+            requests = invocations * LAMBDA_REQUEST
+            total = compute + requests + sqs_requests * SQS_REQUEST + s3_cost + dynamodb_cost
+            lines.append(
+                f"| {memory} MB | {arch} | {ms:.1f} | ${compute:.2f} | ${requests:.3f} | "
+                f"${sqs_requests * SQS_REQUEST:.3f} | ${s3_cost:.2f} | ${dynamodb_cost:.2f} | **${total:.2f}** |"
+            )
+    assumptions = (
+        f"\nAssumptions: us-east-1 prices: Lambda arm64 ${LAMBDA_GB_SECOND['arm64']:.10f}/GB-s, "
+        f"x86_64 ${LAMBDA_GB_SECOND['x86_64']:.10f}/GB-s, ${LAMBDA_REQUEST * 1e6:.2f}/M requests;\n"
+        f"SQS ${SQS_REQUEST * 1e6:.2f}/M requests of up to 10 messages; S3 GET ${S3_GET * 1000}/1000, "
+        f"PUT and LIST ${S3_PUT * 1000}/1000;\nDynamoDB on-demand ${DYNAMODB_WRITE * 1e6}/M writes, "
+        f"${DYNAMODB_READ * 1e6}/M reads.\n"
+        "Worker time per image as measured here with one inference thread (this machine's CPU stands for both\n"
+        f"architectures), scaled by {ONE_VCPU_MB}/memory below {ONE_VCPU_MB} MB (Lambda's share of a vCPU) and "
+        "no faster above it.\n"
+        f"{CHUNK} images per message, {BATCH_SIZE} messages per invocation, pages of 1000 keys; empty SQS polls, "
+        "the API call, CloudWatch Logs and data transfer left out."
+    )
+    return "\n".join(lines) + "\n" + assumptions
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=96)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    args = parser.parse_args()
+    data = images(args.images)
+    baseline = in_process_ms(data)
+    print(f"{args.images} document images (orientation model), chunks of {CHUNK}, one inference thread\n")
+    rows = [f"| in-process pipeline | {1000.0 / baseline:.1f} | {baseline:.1f} | 1.00x |"]
+    ratios = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for workers in args.workers:
+            rate, worker_ms = local_job(data, workers, Path(scratch))
+            ratios[workers] = worker_ms / baseline
+            rows.append(f"| local job, {workers} worker(s) | {rate:.1f} | {worker_ms:.1f} | {ratios[workers]:.2f}x |")
+    print("| path | images/s | worker ms per image | cost vs in-process |\n|---|---:|---:|---:|")
+    print("\n".join(rows))
+    single = ratios.get(1, min(ratios.values()))
+    verdict = "OK" if single <= TARGET_RATIO else "OVER"
+    print(
+        f"\nbatch path cost per image, one worker: {single:.2f}x the in-process pipeline "
+        f"(target <= {TARGET_RATIO}x): {verdict}"
+    )
+    print(f"\nDollars per million images (worker ms per image {baseline * single:.1f} at one vCPU):\n")
+    print(cost_table(baseline * single))
+    return 0 if verdict == "OK" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

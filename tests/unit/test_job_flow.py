@@ -1,0 +1,321 @@
+"""Jobs from submission to summary against moto's S3, SQS and DynamoDB (`mock_aws`), with the real models:
+the queues are drained the way Lambda's SQS event source would, including redeliveries and dead letters."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lambda_vision.errors import ApiError, ErrorCode
+from lambda_vision.fetch import FetchPolicy, UrlFetcher
+from lambda_vision.jobs.config import JobSettings
+from lambda_vision.jobs.locations import parse_locations
+from lambda_vision.jobs.messages import PlanMessage, decode
+from lambda_vision.jobs.objects import ObjectReader
+from lambda_vision.jobs.planner import Planner
+from lambda_vision.jobs.service import JobService
+from lambda_vision.jobs.store import JobStatus, JobStore
+from lambda_vision.jobs.webhooks import WebhookSender, verify
+from lambda_vision.jobs.worker import Worker
+from lambda_vision.models import ModelStore
+from lambda_vision.pipeline import Pipeline
+from lambda_vision.registry import ModelRegistry
+from lambda_vision.settings import Settings
+from sample_images import rotated_page
+from webhook_receiver import webhook_receiver
+
+BUCKET = "jobs-bucket"
+SECRET = "webhook-s3cret"
+UPRIGHT = rotated_page(0, "JPEG")
+TURNED = rotated_page(90, "JPEG")  # reads as 270
+
+
+class Stack:
+    """The batch resources in moto and the three parts of the job system wired to them."""
+
+    def __init__(self, models_dir: Path, page_size: int = 1000, chunk_size: int = 8) -> None:
+        self.s3 = boto3.client("s3", region_name="us-east-1")
+        self.sqs = boto3.client("sqs", region_name="us-east-1")
+        dynamodb = boto3.resource("dynamodb", region_name="us-east-1")
+        self.s3.create_bucket(Bucket=BUCKET)
+        self.s3.create_bucket(Bucket="other-bucket")
+        self.work = self.sqs.create_queue(QueueName="work")["QueueUrl"]
+        self.plan = self.sqs.create_queue(QueueName="plan")["QueueUrl"]
+        table = dynamodb.create_table(
+            TableName="jobs",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        self.settings = JobSettings(
+            table="jobs",
+            work_queue_url=self.work,
+            plan_queue_url=self.plan,
+            jobs_bucket=BUCKET,
+            webhook_secret=SECRET,
+            page_size=page_size,
+            chunk_size=chunk_size,
+            webhook_backoff_seconds=0.01,
+        )
+        settings = Settings(models_dir=models_dir, url_allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))
+        fetcher = UrlFetcher(FetchPolicy.from_settings(settings))
+        self.store = JobStore(table)
+        registry = ModelRegistry.load(models_dir / "models.toml")
+        self.service = JobService(self.settings, registry, fetcher, self.store, s3=self.s3, sqs=self.sqs)
+        self.planner = Planner(self.settings, self.store, self.s3, self.sqs)
+        self.worker = Worker(
+            self.settings,
+            self.store,
+            s3=self.s3,
+            models=ModelStore(registry, settings),
+            pipeline=Pipeline(fetcher, settings.max_image_pixels),
+            webhooks=WebhookSender(fetcher, SECRET, attempts=4, backoff_seconds=0.01),
+            reader=ObjectReader(self.s3, settings.url_max_bytes),
+        )
+
+    def put(self, key: str, data: bytes) -> None:
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=data)
+
+    def receive(self, queue: str) -> list[dict[str, Any]]:
+        messages = self.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        return [dict(message) for message in messages]
+
+    def drain(self, limit: int = 500) -> int:
+        """Deliver every message until both queues are empty, as the event sources would; messages handled."""
+        handled = 0
+        while handled < limit:
+            batch = [(self.plan, m) for m in self.receive(self.plan)] + [
+                (self.work, m) for m in self.receive(self.work)
+            ]
+            if not batch:
+                return handled
+            for queue, message in batch:
+                if queue == self.plan:
+                    plan = decode(message["Body"])
+                    assert isinstance(plan, PlanMessage)
+                    self.planner.plan(plan)
+                else:
+                    self.worker.handle(message["Body"])
+                self.sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+                handled += 1
+        raise AssertionError("the queues did not drain")
+
+    def lines(self, job_output: str) -> list[dict[str, Any]]:
+        prefix = job_output.removeprefix(f"s3://{BUCKET}/")
+        listing = self.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
+        found = []
+        for entry in listing:
+            if entry["Key"].endswith(".jsonl"):
+                body = self.s3.get_object(Bucket=BUCKET, Key=entry["Key"])["Body"].read().decode()
+                found += [json.loads(line) for line in body.splitlines()]
+        return found
+
+    def summary(self, job_output: str) -> dict[str, Any]:
+        key = job_output.removeprefix(f"s3://{BUCKET}/") + "summary.json"
+        summary: dict[str, Any] = json.loads(self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+        return summary
+
+
+@pytest.fixture
+def stack(models_dir: Path) -> Iterator[Stack]:
+    with mock_aws():
+        yield Stack(models_dir, page_size=7, chunk_size=3)
+
+
+def top(line: dict[str, Any]) -> str:
+    return str(line["predictions"][0]["label"])
+
+
+def test_a_prefix_job_writes_one_line_per_image_and_counts_exactly(stack: Stack) -> None:
+    for index in range(12):
+        stack.put(f"scans/page-{index:02d}.jpg", TURNED if index % 3 == 0 else UPRIGHT)
+    stack.put("scans/broken.jpg", b"\xff\xd8 not really a jpeg")
+    stack.put("scans/empty.png", b"")
+    stack.put("scans/", b"")  # a folder marker, not an image
+    stack.put("elsewhere/page.jpg", UPRIGHT)
+    job = stack.service.submit({"input": f"s3://{BUCKET}/scans/", "parameters": {"top_k": 2}})
+    assert stack.service.get(job.job_id).status is JobStatus.QUEUED
+
+    stack.drain()
+
+    final = stack.service.get(job.job_id)
+    assert final.status is JobStatus.SUCCEEDED
+    assert (final.total, final.succeeded, final.failed, final.skipped) == (14, 12, 2, 0)
+    lines = stack.lines(final.output)
+    assert sorted(line["key"] for line in lines) == sorted(
+        [f"scans/page-{index:02d}.jpg" for index in range(12)] + ["scans/broken.jpg", "scans/empty.png"]
+    )
+    by_key = {line["key"]: line for line in lines}
+    assert by_key["scans/broken.jpg"]["error"]["code"] == "image_undecodable"
+    assert by_key["scans/empty.png"]["error"]["code"] == "image_empty"
+    for index in range(12):
+        line = by_key[f"scans/page-{index:02d}.jpg"]
+        assert line["status"] == "ok" and len(line["predictions"]) == 2
+        assert top(line) == ("270" if index % 3 == 0 else "0")
+        assert line["width"] > 0 and line["height"] > 0
+    summary = stack.summary(final.output)
+    assert summary["status"] == "succeeded"
+    assert summary["counts"] == {"total": 14, "succeeded": 12, "failed": 2, "skipped": 0}
+    assert summary["finished_at"] is not None
+
+
+def test_redelivered_messages_add_no_line_and_no_count(stack: Stack) -> None:
+    for index in range(5):
+        stack.put(f"in/{index}.jpg", UPRIGHT)
+    job = stack.service.submit({"input": f"s3://{BUCKET}/in/"})
+    (plan,) = stack.receive(stack.plan)
+    stack.planner.plan(decode(plan["Body"]))  # type: ignore[arg-type]
+    stack.planner.plan(decode(plan["Body"]))  # type: ignore[arg-type]  # the same page, delivered twice
+    chunks = stack.receive(stack.work)
+    bodies = [message["Body"] for message in chunks]
+    for body in bodies + bodies:  # each chunk twice: SQS is at-least-once
+        stack.worker.handle(body)
+    stack.drain()
+    final = stack.service.get(job.job_id)
+    assert (final.status, final.total, final.succeeded, final.failed) == (JobStatus.SUCCEEDED, 5, 5, 0)
+    assert len(stack.lines(final.output)) == 5
+
+
+def test_a_list_job_mixes_objects_urls_and_missing_objects(stack: Stack) -> None:
+    stack.put("a/one.jpg", UPRIGHT)
+    with webhook_receiver() as hooks:
+        image_url = hooks.url.replace("/hooks/jobs?token=t0k3n", "/image.jpg")  # answers 204: no image
+        job = stack.service.submit(
+            {"input": [f"s3://{BUCKET}/a/one.jpg", f"s3://{BUCKET}/a/missing.jpg", image_url], "model": "orientation"}
+        )
+        stack.drain()
+    final = stack.service.get(job.job_id)
+    assert (final.total, final.succeeded, final.failed) == (3, 1, 2)
+    by_key = {line["key"]: line for line in stack.lines(final.output)}
+    assert top(by_key[f"s3://{BUCKET}/a/one.jpg"]) == "0"
+    assert by_key[f"s3://{BUCKET}/a/missing.jpg"]["error"]["code"] == "object_not_found"
+    assert by_key[image_url]["error"]["code"] == "url_http_error"
+
+
+def test_the_webhook_is_sent_once_signed_after_retries(stack: Stack) -> None:
+    for index in range(4):
+        stack.put(f"w/{index}.jpg", UPRIGHT)
+    with webhook_receiver(failures=2) as hooks:
+        job = stack.service.submit({"input": f"s3://{BUCKET}/w/", "webhook": hooks.url})
+        stack.drain()
+        # A finish request delivered again later sends nothing more.
+        stack.worker.complete(job.job_id, always=True)
+    assert hooks.attempts == 3
+    (delivery,) = hooks.deliveries
+    assert delivery.path == "/hooks/jobs?token=t0k3n"
+    expected = "sha256=" + hmac.new(SECRET.encode(), delivery.body, hashlib.sha256).hexdigest()
+    assert delivery.headers["X-Signature-256"] == expected
+    assert verify(SECRET, delivery.body, delivery.headers["X-Signature-256"])
+    document = json.loads(delivery.body)
+    assert document["job_id"] == job.job_id
+    assert document["status"] == "succeeded"
+    assert document["counts"] == {"total": 4, "succeeded": 4, "failed": 0, "skipped": 0}
+    recorded = stack.service.get(job.job_id).document()["webhook"]
+    assert recorded == {"state": "delivered", "attempts": 3, "status_code": 204}
+
+
+def test_a_webhook_receiver_that_keeps_failing_is_given_up_on(stack: Stack) -> None:
+    stack.put("f/0.jpg", UPRIGHT)
+    with webhook_receiver(failures=100) as hooks:
+        job = stack.service.submit({"input": f"s3://{BUCKET}/f/", "webhook": hooks.url})
+        stack.drain()
+    assert hooks.attempts == 4 and not hooks.deliveries
+    assert stack.service.get(job.job_id).document()["webhook"]["state"] == "failed"
+
+
+def test_cancel_skips_work_not_started(stack: Stack) -> None:
+    for index in range(9):
+        stack.put(f"c/{index}.jpg", UPRIGHT)
+    job = stack.service.submit({"input": f"s3://{BUCKET}/c/"})
+    (plan,) = stack.receive(stack.plan)
+    stack.planner.plan(decode(plan["Body"]))  # type: ignore[arg-type]
+    stack.sqs.delete_message(QueueUrl=stack.plan, ReceiptHandle=plan["ReceiptHandle"])
+    first, *rest = stack.receive(stack.work)
+    stack.worker.handle(first["Body"])
+    stack.sqs.delete_message(QueueUrl=stack.work, ReceiptHandle=first["ReceiptHandle"])
+    assert stack.service.get(job.job_id).status is JobStatus.RUNNING
+    cancelled = stack.service.cancel(job.job_id)
+    assert cancelled.status is JobStatus.CANCELLED
+    for message in rest:
+        stack.sqs.change_message_visibility(QueueUrl=stack.work, ReceiptHandle=message["ReceiptHandle"],
+                                            VisibilityTimeout=0)  # fmt: skip
+    stack.drain()
+    final = stack.service.get(job.job_id)
+    assert final.status is JobStatus.CANCELLED
+    # Pages of 7 keys: the second page is never listed once the job is cancelled, the first page's rest is skipped.
+    assert (final.total, final.succeeded, final.skipped) == (7, 3, 4)
+    assert len(stack.lines(final.output)) == 3
+    assert stack.summary(final.output)["counts"]["skipped"] == 4
+    with pytest.raises(ApiError) as again:
+        stack.service.cancel(job.job_id)
+    assert (again.value.status, again.value.code) == (409, ErrorCode.JOB_FINISHED)
+
+
+def test_a_dead_lettered_chunk_counts_its_images_failed_and_the_job_finishes(stack: Stack) -> None:
+    for index in range(6):
+        stack.put(f"d/{index}.jpg", UPRIGHT)
+    job = stack.service.submit({"input": f"s3://{BUCKET}/d/"})
+    (plan,) = stack.receive(stack.plan)
+    stack.planner.plan(decode(plan["Body"]))  # type: ignore[arg-type]
+    stack.sqs.delete_message(QueueUrl=stack.plan, ReceiptHandle=plan["ReceiptHandle"])
+    poison, healthy = stack.receive(stack.work)[:2]
+    stack.worker.handle(healthy["Body"])
+    stack.worker.dead_letter(poison["Body"])
+    stack.worker.dead_letter(poison["Body"])  # the dead-letter queue delivers at least once too
+    final = stack.service.get(job.job_id)
+    assert final.status is JobStatus.FAILED
+    assert (final.total, final.succeeded, final.failed) == (6, 3, 3)
+    assert "dead-lettered" in (final.error or "")
+    lines = stack.lines(final.output)
+    assert len(lines) == 6
+    assert sum(line.get("error", {}).get("code") == "message_failed" for line in lines) == 3
+
+
+def test_unknown_and_malformed_job_ids_are_not_found(stack: Stack) -> None:
+    for job_id in ("0" * 32, "../../etc", "JOB#x"):
+        with pytest.raises(ApiError) as missing:
+            stack.service.get(job_id)
+        assert (missing.value.status, missing.value.code) == (404, ErrorCode.JOB_NOT_FOUND)
+
+
+def test_submission_checks_the_buckets(stack: Stack) -> None:
+    with pytest.raises(ApiError) as empty:
+        stack.service.submit({"input": f"s3://{BUCKET}/nothing-here/"})
+    assert (empty.value.status, empty.value.code) == (422, ErrorCode.EMPTY_INPUT)
+    stack.put("x/a.jpg", UPRIGHT)
+    stack.service.settings = replace(stack.settings, output_locations=parse_locations("gone-bucket"))
+    with pytest.raises(ApiError) as gone:
+        stack.service.submit({"input": f"s3://{BUCKET}/x/", "output": "s3://gone-bucket/out/"})
+    assert (gone.value.status, gone.value.code) == (422, ErrorCode.LOCATION_NOT_FOUND)
+
+
+def test_images_dropped_under_incoming_are_classified_into_results(stack: Stack) -> None:
+    stack.put("incoming/batch 1/turned.jpg", TURNED)
+    notification = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": BUCKET}, "object": {"key": "incoming/batch+1/turned.jpg"}},
+            }
+        ]
+    }
+    stack.worker.handle(json.dumps(notification))
+    body = stack.s3.get_object(Bucket=BUCKET, Key="results/incoming/batch 1/turned.jpg.jsonl")["Body"].read()
+    (line,) = [json.loads(text) for text in body.decode().splitlines()]
+    assert line["key"] == "incoming/batch 1/turned.jpg"
+    assert line["model"] == "orientation"
+    assert top(line) == "270"
