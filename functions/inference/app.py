@@ -259,7 +259,9 @@ def annotated_image(model: LoadedModel, result: ImageResult, media_types: list[s
             HTTPStatus.NOT_ACCEPTABLE,
             ErrorCode.RESPONSE_TOO_LARGE,
             f"The annotated image does not fit in Lambda's 6 MB response as {' or '.join(media_types)}, even"
-            " scaled down. Ask for image/jpeg, or for application/json to get the boxes.",
+            " scaled down. Ask for "
+            + ("image/jpeg, or for " if "image/jpeg" not in media_types else "")
+            + "application/json to get the boxes.",
         ) from None
     headers = {"X-Detections": str(len(result.detections))}
     if encoded.scale < 1.0:

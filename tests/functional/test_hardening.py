@@ -407,3 +407,22 @@ def test_an_accept_header_allowing_nothing_offered_is_406() -> None:
     answer = annotated(page_png(), "text/html")
 
     assert (answer.status, answer.error_code) == (406, "not_acceptable")
+
+
+def test_an_annotated_image_that_cannot_fit_even_scaled_down_is_a_406_saying_what_to_ask_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(app, "ANNOTATED_IMAGE_MAX_BYTES", 50)  # less than any picture
+
+    png_only = annotated(page_png(), "image/png")
+    both = annotated(page_png(), "image/jpeg, image/png")
+
+    assert (png_only.status, png_only.error_code) == (406, "response_too_large")
+    assert png_only.json["error"]["message"] == (
+        "The annotated image does not fit in Lambda's 6 MB response as image/png, even scaled down."
+        " Ask for image/jpeg, or for application/json to get the boxes."
+    )
+    assert (both.status, both.error_code) == (406, "response_too_large")
+    assert both.json["error"]["message"].endswith(
+        "as image/jpeg or image/png, even scaled down. Ask for application/json to get the boxes."
+    )
