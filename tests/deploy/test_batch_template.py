@@ -77,7 +77,7 @@ def test_the_jobs_bucket_notifies_the_work_queue_of_incoming_images(resources: d
 
 
 def test_the_worker_reads_inputs_and_writes_only_results(resources: dict[str, Any]) -> None:
-    granted = statements(resources, "WorkerFunctionRole")
+    granted = statements(resources, "WorkerRole")
     assert granted["ReadImages"]["Action"] == "s3:GetObject"
     assert granted["ReadImages"]["Resource"] == [{"Fn::Sub": "${JobsBucket.Arn}/*"}, "arn:aws:s3:::photos-in/*"]
     assert granted["WriteResults"]["Action"] == "s3:PutObject"
@@ -88,12 +88,15 @@ def test_the_worker_reads_inputs_and_writes_only_results(resources: dict[str, An
     assert granted["JobRecords"]["Resource"] == {"Fn::GetAtt": ["JobsTable", "Arn"]}
     assert "dynamodb:DeleteItem" not in granted["JobRecords"]["Action"]
     assert not any("sqs:SendMessage" in str(statement["Action"]) for statement in granted.values())
-    without = statements(deployed().resources(), "WorkerFunctionRole")
+    assert granted["WriteOwnLogs"]["Resource"] == {"Fn::GetAtt": ["WorkerLogGroup", "Arn"]}
+    assert granted["ConsumeWorkQueue"]["Resource"] == {"Fn::GetAtt": ["WorkQueue", "Arn"]}
+    assert "ManagedPolicyArns" not in resources["WorkerRole"]["Properties"]
+    without = statements(deployed().resources(), "WorkerRole")
     assert without["ReadImages"]["Resource"] == [{"Fn::Sub": "${JobsBucket.Arn}/*"}]
 
 
 def test_the_planner_lists_and_sends_but_reads_no_image(resources: dict[str, Any]) -> None:
-    granted = statements(resources, "PlannerFunctionRole")
+    granted = statements(resources, "PlannerRole")
     actions = {str(statement["Action"]) for statement in granted.values()}
     assert "s3:ListBucket" in actions
     assert not any("GetObject" in action or "PutObject" in action for action in actions)
@@ -105,6 +108,13 @@ def test_the_api_records_and_queues_jobs_but_reads_no_image(resources: dict[str,
     assert granted["QueueJobs"]["Action"] == ["sqs:SendMessage"]
     assert granted["CheckJobLocations"]["Action"] == "s3:ListBucket"
     assert not any("PutObject" in str(statement["Action"]) for statement in granted.values())
+
+
+def test_the_dead_letter_consumer_counts_and_writes_error_lines_only(resources: dict[str, Any]) -> None:
+    granted = statements(resources, "DeadLetterRole")
+    assert granted["ConsumeDeadLetters"]["Resource"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert granted["WriteResults"]["Action"] == "s3:PutObject"
+    assert not any("GetObject" in str(statement["Action"]) for statement in granted.values())
 
 
 def test_the_table_is_on_demand_with_expiring_records(resources: dict[str, Any]) -> None:

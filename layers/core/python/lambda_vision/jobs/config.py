@@ -20,6 +20,7 @@ class JobSettings:
     plan_queue_url: str = ""
     jobs_bucket: str = ""
     webhook_secret: str = ""
+    webhooks_enabled: bool = False  # a secret to sign with exists (the API is told so without the secret itself)
     input_locations: tuple[S3Location, ...] = ()  # besides the jobs bucket
     output_locations: tuple[S3Location, ...] = ()  # besides the jobs bucket's results/
     chunk_size: int = 8  # images per work message: one ONNX batch
@@ -65,6 +66,7 @@ class JobSettings:
             plan_queue_url=env.get("PLAN_QUEUE_URL", ""),
             jobs_bucket=env.get("JOBS_BUCKET", ""),
             webhook_secret=env.get("WEBHOOK_SECRET", ""),
+            webhooks_enabled=bool(env.get("WEBHOOK_SECRET")) or env.get("WEBHOOKS_ENABLED", "").lower() == "true",
             input_locations=parse_locations(env.get("JOBS_INPUT_LOCATIONS", "")),
             output_locations=parse_locations(env.get("JOBS_OUTPUT_LOCATIONS", "")),
             chunk_size=integer("JOBS_CHUNK_SIZE", defaults.chunk_size, 1, 64),

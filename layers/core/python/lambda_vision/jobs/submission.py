@@ -169,7 +169,7 @@ def _webhook(value: Any, settings: JobSettings, fetcher: UrlFetcher) -> str | No
         return None
     if not isinstance(value, str):
         raise invalid(ErrorCode.INVALID_URI, "webhook must be an https:// URL.")
-    if not settings.webhook_secret:
+    if not (settings.webhook_secret or settings.webhooks_enabled):
         raise invalid(
             ErrorCode.WEBHOOK_NOT_CONFIGURED,
             "This deployment has no WEBHOOK_SECRET to sign webhooks with: set the WebhookSecret parameter.",
