@@ -22,7 +22,7 @@ WAIT = 60.0
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
     log = tmp_path_factory.mktemp("samlocal-aws") / "console.log"
-    local_api = LocalApi(TEMPLATES / "aws.yaml", log)
+    local_api = LocalApi(TEMPLATES / "aws.yaml", log, "--warm-containers", "eager")
     try:
         yield local_api
     finally:
@@ -131,9 +131,9 @@ def test_resources_have_the_properties_of_the_template(local: LocalApi) -> None:
     environment = function_environment(local)
     sqs, s3, dynamodb = client(local, "sqs"), client(local, "s3"), client(local, "dynamodb")
     attributes = sqs.get_queue_attributes(QueueUrl=environment["WORK_QUEUE_URL"], AttributeNames=["All"])["Attributes"]
-    assert attributes["VisibilityTimeout"] == "2"
+    assert attributes["VisibilityTimeout"] == "5"
     policy = json.loads(attributes["RedrivePolicy"])
-    assert policy["maxReceiveCount"] == 3
+    assert policy["maxReceiveCount"] == 2
     assert policy["deadLetterTargetArn"].split(":")[-1].startswith("local-DeadLetterQueue-")
     ordered = [url for url in sqs.list_queues()["QueueUrls"] if "OrderedQueue" in url]
     assert len(ordered) == 1 and ordered[0].endswith(".fifo")
@@ -230,7 +230,7 @@ def test_a_message_that_keeps_failing_lands_in_the_dead_letter_queue(local: Loca
         return [message for message in messages.get("Messages", []) if json.loads(message["Body"])["id"] == poison]
 
     (message,) = wait_for(in_dead_letter_queue, "the message in the dead-letter queue")
-    assert sorted(records.of(poison)) == [1, 2, 3], "maxReceiveCount 3: three deliveries, then the DLQ"
+    assert sorted(records.of(poison)) == [1, 2], "maxReceiveCount 2: two deliveries, then the DLQ"
     assert json.loads(message["Body"]) == {"id": poison, "action": "fail"}
 
 

@@ -47,7 +47,8 @@ class LocalAws:
         self.warnings += provisioner.warnings + self.event_sources.warnings
         sqs = self.endpoint.client("sqs")
         for source in self.event_sources.sqs:
-            if queue_resource(source, self.resources) is None:
+            queue = queue_resource(source, self.resources)
+            if queue is None:
                 # A queue of another stack (an ARN parameter): an empty one of that name stands in for it.
                 sqs.create_queue(QueueName=source.queue_name)
                 self.warnings.append(f"{source.name}: queue {source.queue_name} is not in the template, created empty")
@@ -59,6 +60,12 @@ class LocalAws:
                     f"{source.name}: the mapping is disabled (Enabled: false), the queue is not polled"
                 )
                 continue
+            visibility = float((queue.properties if queue else {}).get("VisibilityTimeout", 30))
+            if visibility < pool.function.timeout:  # AWS refuses to create such a mapping
+                self.warnings.append(
+                    f"{source.name}: the queue's visibility timeout ({visibility:g} s) is below the function's "
+                    f"timeout ({pool.function.timeout:g} s): a batch still running reappears and runs twice"
+                )
             mapping = SqsEventSourceMapping(source, pool, self.endpoint, self.console)
             if source.maximum_concurrency and source.maximum_concurrency > pool.size:
                 self.warnings.append(
