@@ -169,7 +169,9 @@ def _lambda_configurations(
     functions: Mapping[str, Function], resources: Mapping[str, LocalResource]
 ) -> list[S3EventSource]:
     """A bucket's NotificationConfiguration.LambdaConfigurations naming functions of the template."""
+    # The bucket's properties were resolved before the functions: a GetAtt of one reads `<LogicalId>.Arn`.
     by_arn = {function.arn: function_id for function_id, function in functions.items()}
+    by_arn.update({f"{function_id}.Arn": function_id for function_id in functions})
     found: list[S3EventSource] = []
     for bucket in resources.values():
         if bucket.type != BUCKET:
