@@ -22,7 +22,10 @@ WAIT = 60.0
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
     log = tmp_path_factory.mktemp("samlocal-aws") / "console.log"
-    local_api = LocalApi(TEMPLATES / "aws.yaml", log)
+    # One environment for LargeBatchFunction: one poller, so its 10 s batching window gathers every message.
+    local_api = LocalApi(
+        TEMPLATES / "aws.yaml", log, "--warm-containers", "eager", "--pool-size", "LargeBatchFunction=1"
+    )
     try:
         yield local_api
     finally:
@@ -131,9 +134,9 @@ def test_resources_have_the_properties_of_the_template(local: LocalApi) -> None:
     environment = function_environment(local)
     sqs, s3, dynamodb = client(local, "sqs"), client(local, "s3"), client(local, "dynamodb")
     attributes = sqs.get_queue_attributes(QueueUrl=environment["WORK_QUEUE_URL"], AttributeNames=["All"])["Attributes"]
-    assert attributes["VisibilityTimeout"] == "2"
+    assert attributes["VisibilityTimeout"] == "5"
     policy = json.loads(attributes["RedrivePolicy"])
-    assert policy["maxReceiveCount"] == 3
+    assert policy["maxReceiveCount"] == 2
     assert policy["deadLetterTargetArn"].split(":")[-1].startswith("local-DeadLetterQueue-")
     ordered = [url for url in sqs.list_queues()["QueueUrls"] if "OrderedQueue" in url]
     assert len(ordered) == 1 and ordered[0].endswith(".fifo")
@@ -230,7 +233,7 @@ def test_a_message_that_keeps_failing_lands_in_the_dead_letter_queue(local: Loca
         return [message for message in messages.get("Messages", []) if json.loads(message["Body"])["id"] == poison]
 
     (message,) = wait_for(in_dead_letter_queue, "the message in the dead-letter queue")
-    assert sorted(records.of(poison)) == [1, 2, 3], "maxReceiveCount 3: three deliveries, then the DLQ"
+    assert sorted(records.of(poison)) == [1, 2], "maxReceiveCount 2: two deliveries, then the DLQ"
     assert json.loads(message["Body"]) == {"id": poison, "action": "fail"}
 
 
@@ -257,3 +260,44 @@ def test_a_function_error_or_timeout_redelivers_the_whole_batch(local: LocalApi,
         "sleep": "Sandbox.Timedout",
     }
     assert expected[action] in local.output()
+
+
+def test_messages_matching_no_filter_pattern_are_deleted_without_an_invocation(local: LocalApi) -> None:
+    sqs, records = client(local, "sqs"), Records(local)
+    url = queue_url(local, "FILTERED_QUEUE_URL")
+    scan, photo, urgent, wrong_kind, too_many_pages, no_pages, plain = ids("filter", 7)
+    send(
+        sqs,
+        url,
+        {"id": scan, "kind": "scan", "pages": 3},
+        {"id": photo, "kind": "photo-raw", "pages": 10},
+        {"id": urgent, "urgent": False},
+        {"id": wrong_kind, "kind": "fax", "pages": 3},
+        {"id": too_many_pages, "kind": "scan", "pages": 11},
+        {"id": no_pages, "kind": "scan"},
+    )
+    sqs.send_message(QueueUrl=url, MessageBody=f"{plain} is not JSON")
+    wait_for(lambda: all(records.of(name) for name in (scan, photo, urgent)), "the matching messages' records")
+    # The message that is not JSON would fail the function forever (no DLQ): an empty queue shows it was dropped.
+    wait_for(lambda: queue_is_empty(sqs, url), "an empty queue")
+    assert [list(records.of(name)) for name in (scan, photo, urgent)] == [[1], [1], [1]]
+    assert [records.of(name) for name in (wrong_kind, too_many_pages, no_pages)] == [{}, {}, {}]
+    assert records.of(scan)[1]["function"] == "LargeBatchFunction"
+    assert "matching no FilterCriteria pattern deleted without an invocation" in local.output()
+
+
+def test_a_batch_over_six_megabytes_is_split_into_invocations_under_the_limit(local: LocalApi) -> None:
+    sqs, records = client(local, "sqs"), Records(local)
+    url = queue_url(local, "LARGE_QUEUE_URL")
+    names = ids("large", 8)
+    padding = "x" * 900_000
+    for name in names:  # one by one: a SendMessageBatch request is limited to 1 MiB
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"id": name, "padding": padding}))
+    seen = wait_for(
+        lambda: [records.of(name) for name in names] if all(records.of(name) for name in names) else None, "8 records"
+    )
+    wait_for(lambda: queue_is_empty(sqs, url), "an empty queue")
+    assert all(list(attempts) == [1] for attempts in seen), "every message is processed once"
+    # 6 records of 900 kB fit in 6 MB, 7 do not.
+    assert max(len(attempts[1]["batch"]) for attempts in seen) <= 6
+    assert "exceeds Lambda's 6 MB payload, split into 2 invocations" in local.output()

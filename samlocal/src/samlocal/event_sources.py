@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from samlocal.event_filters import FilterPatternError, validate
 from samlocal.resources import BUCKET, QUEUE, LocalResource
 from samlocal.template import Function
 
@@ -93,6 +94,10 @@ def _filters(criteria: Any, where: str) -> tuple[Mapping[str, Any], ...]:
             raise EventSourceError(f"{where}: FilterCriteria pattern is not JSON: {pattern!r}") from error
         if not isinstance(parsed, Mapping):
             raise EventSourceError(f"{where}: a FilterCriteria pattern must be a JSON object, got {pattern!r}")
+        try:
+            validate(parsed)
+        except FilterPatternError as error:
+            raise EventSourceError(f"{where}: FilterCriteria pattern {pattern!r}: {error}") from error
         patterns.append(parsed)
     return tuple(patterns)
 
@@ -169,7 +174,9 @@ def _lambda_configurations(
     functions: Mapping[str, Function], resources: Mapping[str, LocalResource]
 ) -> list[S3EventSource]:
     """A bucket's NotificationConfiguration.LambdaConfigurations naming functions of the template."""
+    # The bucket's properties were resolved before the functions: a GetAtt of one reads `<LogicalId>.Arn`.
     by_arn = {function.arn: function_id for function_id, function in functions.items()}
+    by_arn.update({f"{function_id}.Arn": function_id for function_id in functions})
     found: list[S3EventSource] = []
     for bucket in resources.values():
         if bucket.type != BUCKET:

@@ -16,6 +16,7 @@ from samlocal.event_sources import EventSourceError, EventSources, queue_resourc
 from samlocal.intrinsics import PhysicalResource
 from samlocal.provision import Provisioner
 from samlocal.resources import BUCKET, QUEUE, LocalResource, ResourceReader
+from samlocal.s3_notifications import S3NotificationDelivery, async_invoke_config, bucket_notifications
 from samlocal.sqs_mapping import SqsEventSourceMapping
 from samlocal.template import Stack
 from samlocal.workers import FunctionPool
@@ -28,6 +29,7 @@ class LocalAws:
         self.resources: dict[str, LocalResource] = reader.read(endpoint_url=self.endpoint.url, region=region)
         self.event_sources = EventSources()
         self.mappings: list[SqsEventSourceMapping] = []
+        self.deliveries: list[S3NotificationDelivery] = []
         self.warnings: list[str] = []
 
     @property
@@ -47,7 +49,8 @@ class LocalAws:
         self.warnings += provisioner.warnings + self.event_sources.warnings
         sqs = self.endpoint.client("sqs")
         for source in self.event_sources.sqs:
-            if queue_resource(source, self.resources) is None:
+            queue = queue_resource(source, self.resources)
+            if queue is None:
                 # A queue of another stack (an ARN parameter): an empty one of that name stands in for it.
                 sqs.create_queue(QueueName=source.queue_name)
                 self.warnings.append(f"{source.name}: queue {source.queue_name} is not in the template, created empty")
@@ -59,6 +62,12 @@ class LocalAws:
                     f"{source.name}: the mapping is disabled (Enabled: false), the queue is not polled"
                 )
                 continue
+            visibility = float((queue.properties if queue else {}).get("VisibilityTimeout", 30))
+            if visibility < pool.function.timeout:  # AWS refuses to create such a mapping
+                self.warnings.append(
+                    f"{source.name}: the queue's visibility timeout ({visibility:g} s) is below the function's "
+                    f"timeout ({pool.function.timeout:g} s): a batch still running reappears and runs twice"
+                )
             mapping = SqsEventSourceMapping(source, pool, self.endpoint, self.console)
             if source.maximum_concurrency and source.maximum_concurrency > pool.size:
                 self.warnings.append(
@@ -67,7 +76,34 @@ class LocalAws:
                     f"{source.maximum_concurrency}"
                 )
             self.mappings.append(mapping)
-        provisioner.notify({})
+        provisioner.notify(self._s3_deliveries(stack, pools))
+
+    def _s3_deliveries(self, stack: Stack, pools: Mapping[str, FunctionPool]) -> dict[str, list[dict[str, object]]]:
+        """A delivery (internal queue and poller) per S3 event source; the bucket notifications that feed them."""
+        notifications: dict[str, list[dict[str, object]]] = {}
+        configs = {}
+        for source in self.event_sources.s3:
+            pool = pools.get(source.function_id)
+            if pool is None:
+                raise EventSourceError(f"{source.name}: {source.function_id} is not a function served locally")
+            if source.function_id not in configs:
+                configs[source.function_id], warnings = async_invoke_config(
+                    source.function_id, pool.function.event_invoke_config
+                )
+                self.warnings += warnings
+            bucket = self.resources[source.bucket_id]
+            delivery = S3NotificationDelivery(
+                source,
+                bucket_name=bucket.name,
+                config=configs[source.function_id],
+                pool=pool,
+                endpoint=self.endpoint,
+                console=self.console,
+            )
+            delivery.create_queue()
+            self.deliveries.append(delivery)
+            notifications.setdefault(source.bucket_id, []).extend(bucket_notifications(source, self.endpoint.region))
+        return notifications
 
     def describe(self) -> list[str]:
         lines = [f"AWS endpoint (S3, SQS, DynamoDB) on {self.endpoint.url}, region {self.endpoint.region}"]
@@ -76,15 +112,16 @@ class LocalAws:
             kind = {BUCKET: "bucket", QUEUE: "queue"}.get(resource.type, "table")
             lines.append(f"  {resource.logical_id}: {kind} {shown}")
         lines += [f"  {mapping.describe()}" for mapping in self.mappings]
+        lines += [f"  {delivery.describe()}" for delivery in self.deliveries]
         lines += [f"  warning: {warning}" for warning in self.warnings]
         return lines
 
     def start(self) -> None:
-        for mapping in self.mappings:
-            mapping.start()
+        for poller in [*self.mappings, *self.deliveries]:
+            poller.start()
 
     def stop(self) -> None:
         """Pollers first (no new invocations), then the endpoint."""
-        for mapping in self.mappings:
-            mapping.stop()
+        for poller in [*self.mappings, *self.deliveries]:
+            poller.stop()
         self.endpoint.stop()

@@ -101,10 +101,10 @@ class QueuePoller:
     def handle(self, messages: list[Message]) -> None:
         raise NotImplementedError
 
-    def invoke(self, payload: bytes) -> tuple[str, Outcome | None]:
+    def invoke(self, payload: bytes, request_id: str | None = None) -> tuple[str, Outcome | None]:
         """Invokes the function with `payload` in one of its environments; None if none became free within the
         queue's visibility timeout (throttled) or the emulator is stopping."""
-        invocation = Invocation(str(uuid.uuid4()), payload, self.function.timeout, trace_id(time.time()))
+        invocation = Invocation(request_id or str(uuid.uuid4()), payload, self.function.timeout, trace_id(time.time()))
         if not self.pool.invoke(invocation, time.monotonic() + self.visibility_timeout):
             return invocation.request_id, None
         # The watchdog ends the invocation at the function's timeout (or the init limit): this wait is a backstop.

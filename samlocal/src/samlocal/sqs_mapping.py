@@ -10,6 +10,10 @@
   timeout deletes nothing: the messages come back after the queue's visibility timeout, and after
   maxReceiveCount receives the queue's RedrivePolicy moves them to the dead-letter queue (the endpoint does).
 - Up to ScalingConfig.MaximumConcurrency batches at once, and never more than the function's environments.
+- FilterCriteria: a message whose record (its JSON body as an object) matches none of the patterns is deleted
+  without an invocation, as on AWS.
+- An event never exceeds Lambda's 6 MB invocation payload: a batch that would is split and its parts invoke
+  the function one after the other, each deleting what it processed.
 """
 
 from __future__ import annotations
@@ -22,11 +26,15 @@ from typing import Any
 
 from samlocal.aws_endpoint import AwsEndpoint
 from samlocal.console import Console
+from samlocal.event_filters import matches_any
 from samlocal.event_sources import SqsEventSource
 from samlocal.queue_pollers import POLL_WAIT_SECONDS, Message, QueuePoller, error_summary
 from samlocal.workers import FunctionPool, Outcome
 
 _MAX_RECEIVE = 10
+# Lambda's limit on an invocation's payload (bytes), which an event source mapping's event respects.
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+_EVENT_OVERHEAD = len(json.dumps({"Records": []}))
 
 
 def _message_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
@@ -61,6 +69,30 @@ def sqs_record(message: Message, queue_arn: str, region: str) -> dict[str, Any]:
     if "MD5OfMessageAttributes" in message:
         record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
     return record
+
+
+def filtered_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The record as filter patterns see it: a body holding JSON is matched as that JSON."""
+    try:
+        body = json.loads(record["body"])
+    except ValueError:
+        return dict(record)
+    return {**record, "body": body}
+
+
+def payload_chunks(records: Sequence[Mapping[str, Any]], limit: int = MAX_PAYLOAD_BYTES) -> list[list[int]]:
+    """The records' indexes in consecutive groups whose `{"Records": [...]}` event fits `limit` bytes
+    (a record too large on its own goes alone)."""
+    chunks: list[list[int]] = []
+    size = limit
+    for index, record in enumerate(records):
+        record_size = len(json.dumps(record)) + 2  # the separator
+        if not chunks or size + record_size > limit:
+            chunks.append([])
+            size = _EVENT_OVERHEAD
+        chunks[-1].append(index)
+        size += record_size
+    return chunks
 
 
 def batch_failures(outcome: Outcome, message_ids: Sequence[str], report_item_failures: bool) -> tuple[set[str], str]:
@@ -135,6 +167,28 @@ class SqsEventSourceMapping(QueuePoller):
     def handle(self, messages: list[Message]) -> None:
         source = self.source
         records = [sqs_record(message, source.queue_arn, self.endpoint.region) for message in messages]
+        if source.filters:
+            kept = [matches_any(source.filters, filtered_record(record)) for record in records]
+            dropped = [message for message, keep in zip(messages, kept, strict=True) if not keep]
+            if dropped:
+                refused = self.delete(dropped)
+                self.console.access(
+                    f"SQS {source.queue_name} -> {source.function_id}: {len(dropped) - len(refused)} message(s) "
+                    "matching no FilterCriteria pattern deleted without an invocation"
+                )
+            messages = [message for message, keep in zip(messages, kept, strict=True) if keep]
+            records = [record for record, keep in zip(records, kept, strict=True) if keep]
+        chunks = payload_chunks(records)
+        if len(chunks) > 1:
+            self.console.access(
+                f"SQS {source.queue_name} -> {source.function_id}: a batch of {len(records)} message(s) exceeds "
+                f"Lambda's 6 MB payload, split into {len(chunks)} invocations"
+            )
+        for chunk in chunks:
+            self._invoke_batch([messages[index] for index in chunk], [records[index] for index in chunk])
+
+    def _invoke_batch(self, messages: list[Message], records: list[dict[str, Any]]) -> None:
+        source = self.source
         payload = json.dumps({"Records": records}).encode()
         request_id, outcome = self.invoke(payload)
         head = f"SQS {source.queue_name} -> {source.function_id}: {len(messages)} message(s), request {request_id}"

@@ -58,6 +58,8 @@ class Function:
     # Its event sources other than Api and HttpApi (SQS, S3, DynamoDB...), intrinsics resolved.
     events: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     reserved_concurrency: int | None = None  # ReservedConcurrentExecutions: its concurrency limit
+    # EventInvokeConfig (retries and destinations of asynchronous invocations), intrinsics resolved.
+    event_invoke_config: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def arn(self) -> str:
@@ -249,6 +251,7 @@ class TemplateReader:
             environment={str(key): _as_text(value) for key, value in environment.items()},
             events=events,
             reserved_concurrency=_reserved_concurrency(logical_id, properties),
+            event_invoke_config=properties.get("EventInvokeConfig") or {},
         )
 
     def _code_dir(self, logical_id: str, properties: Mapping[str, Any]) -> Path:

@@ -3,7 +3,8 @@ endpoint (reached through AWS_ENDPOINT_URL), then does what the message body ask
 
 An SQS message body is JSON: {"id": ..., "action": "ok" | "fail" | "raise" | "crash" | "sleep",
 "until": N (act only on receives up to N; default: always), "seconds": S (for sleep)}. Records land under
-`sqs/<id>/<receive count>`, S3 events under `s3/<key>`.
+`sqs/<id>/<receive count>`, S3 events under `s3/<key as the event spells it>/<time>`; an S3 event for a key
+with `fail` in it raises after recording.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     for record in records:
         seen = {"record": record, "batch": batch, "function": context.function_name, "request": context.aws_request_id}
         if record.get("eventSource") == "aws:s3":
-            _record(f"s3/{record['s3']['object']['key']}", seen)
+            key = record["s3"]["object"]["key"]
+            _record(f"s3/{key}/{time.time_ns()}", seen)
+            if "fail" in key:
+                raise RuntimeError(f"object {key} fails")
             continue
         body = json.loads(record["body"])
         attempt = int(record["attributes"]["ApproximateReceiveCount"])
