@@ -1,0 +1,202 @@
+"""Authorizers over real sockets: a REST API whose routes are guarded by a Lambda TOKEN authorizer (the
+default), a REQUEST authorizer, an OpenAPI security scheme, Cognito and AWS_IAM; the authorizer runs in a
+real Lambda runtime worker like any function."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from samlocal.testing import LocalApi
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
+    log = tmp_path_factory.mktemp("auth") / "console.log"
+    local_api = LocalApi(TEMPLATES / "auth.yaml", log, "--pool-size", "2")
+    try:
+        yield local_api
+    finally:
+        local_api.close()
+
+
+def jwt(claims: dict[str, Any]) -> str:
+    def part(document: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(document).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'RS256', 'kid': 'local'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+def authorizer_context(response: Any) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    context: dict[str, Any] = response.json()["event"]["requestContext"]["authorizer"]
+    return context
+
+
+class TestTokenAuthorizer:
+    def test_an_allow_reaches_the_function_with_the_principal_and_context_as_strings(self, api: LocalApi) -> None:
+        context = authorizer_context(api.get("/hello", headers={"Authorization": "Bearer allow"}))
+        assert context["principalId"] == "alice"
+        assert context["user"] == "alice"
+        assert context["count"] == "7"
+        assert context["admin"] == "true"
+        event = json.loads(context["event"])
+        assert event["type"] == "TOKEN"
+        assert event["authorizationToken"] == "Bearer allow"
+        assert event["methodArn"].startswith("arn:aws:execute-api:us-east-1:123456789012:")
+        assert event["methodArn"].endswith("/dev/GET/hello")
+
+    def test_without_the_header_401_and_the_authorizer_is_not_invoked(self, api: LocalApi) -> None:
+        response = api.get("/hello", headers={"Origin": "https://app.example.com"})
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        assert response.headers["X-Request-Origin"] == "https://app.example.com"
+        assert response.json() == {
+            "error": {
+                "code": "unauthorized",
+                "message": "Unauthorized",
+                "request_id": response.headers["x-amzn-RequestId"],
+            }
+        }
+        assert "[AuthorizerFunction] START" not in api.output().split("GET /hello: 401")[-1]
+
+    def test_a_token_that_fails_the_validation_expression_is_401(self, api: LocalApi) -> None:
+        response = api.get("/hello", headers={"Authorization": "allow"})
+        assert response.status_code == 401
+        api.wait_for_output("token does not match ValidationExpression")
+
+    def test_an_explicit_deny_is_403(self, api: LocalApi) -> None:
+        response = api.get("/hello", headers={"Authorization": "Bearer deny"})
+        assert response.status_code == 403
+        assert response.json() == {"message": "User is not authorized to access this resource with an explicit deny"}
+        assert response.headers["x-amzn-ErrorType"] == "AccessDeniedException"
+        # DEFAULT_4XX's header reaches a type without a customization of its own
+        assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+
+    def test_an_allow_on_another_resource_is_an_implicit_deny(self, api: LocalApi) -> None:
+        response = api.get("/hello", headers={"Authorization": "Bearer elsewhere"})
+        assert response.status_code == 403
+        assert response.json() == {"message": "User is not authorized to access this resource"}
+
+    def test_unauthorized_raised_by_the_authorizer_is_401(self, api: LocalApi) -> None:
+        response = api.get("/hello", headers={"Authorization": "Bearer unauthorized"})
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "unauthorized"
+
+    @pytest.mark.parametrize("token", ["error", "malformed"])
+    def test_a_failing_or_malformed_authorizer_is_500_authorizer_configuration(self, api: LocalApi, token: str) -> None:
+        response = api.get("/hello", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 500
+        assert response.content == b'{"message": null}'
+        assert response.headers["x-amzn-ErrorType"] == "AuthorizerConfigurationException"
+
+    def test_results_are_cached_per_token_for_ttl(self, api: LocalApi) -> None:
+        first = authorizer_context(api.get("/hello", headers={"Authorization": "Bearer wildcard"}))
+        again = authorizer_context(api.get("/hello", headers={"Authorization": "Bearer wildcard"}))
+        assert again["nonce"] == first["nonce"]
+        # the cached policy (Allow on the whole stage) is evaluated against the new method ARN
+        other = api.get("/openapi-auth", headers={"X-Api-Token": "wildcard"})
+        assert other.status_code == 200
+
+    def test_a_cached_policy_naming_one_path_denies_another(self, api: LocalApi) -> None:
+        first = authorizer_context(api.get("/hello", headers={"Authorization": "Bearer allow"}))
+        # the same token on another route of the same authorizer: the cached Allow names GET /hello only
+        response = api.get("/other", headers={"Authorization": "Bearer allow"})
+        assert response.status_code == 403
+        assert response.json() == {"message": "User is not authorized to access this resource"}
+        again = authorizer_context(api.get("/hello", headers={"Authorization": "Bearer allow"}))
+        assert again["nonce"] == first["nonce"]
+
+    def test_reauthorize_every_zero_invokes_each_time(self, api: LocalApi) -> None:
+        first = authorizer_context(api.get("/nocache", headers={"X-Token": "wildcard"}))
+        again = authorizer_context(api.get("/nocache", headers={"X-Token": "wildcard"}))
+        assert again["nonce"] != first["nonce"]
+
+    def test_none_opens_a_route_under_a_default_authorizer(self, api: LocalApi) -> None:
+        response = api.get("/public")
+        assert response.status_code == 200
+        assert "authorizer" not in response.json()["event"]["requestContext"]
+
+
+class TestRequestAuthorizer:
+    def test_the_request_event_carries_the_request_without_its_body(self, api: LocalApi) -> None:
+        response = api.get("/request/42?token=allow&other=1", headers={"X-User": "allow"})
+        event = json.loads(authorizer_context(response)["event"])
+        assert event["type"] == "REQUEST"
+        assert event["methodArn"].endswith("/dev/GET/request/42")
+        assert event["resource"] == "/request/{id}"
+        assert event["path"] == "/request/42"
+        assert event["httpMethod"] == "GET"
+        assert event["headers"]["X-User"] == "allow"
+        assert event["queryStringParameters"] == {"token": "allow", "other": "1"}
+        assert event["pathParameters"] == {"id": "42"}
+        assert event["stageVariables"] == {"tenant": "acme"}
+        assert event["requestContext"]["stage"] == "dev"
+        assert "body" not in event
+
+    @pytest.mark.parametrize(
+        ("target", "headers"),
+        [("/request/1?token=allow", {}), ("/request/1", {"X-User": "allow"}), ("/request/1?token=", {"X-User": "a"})],
+    )
+    def test_a_missing_identity_source_is_401_with_caching_on(
+        self, api: LocalApi, target: str, headers: dict[str, str]
+    ) -> None:
+        assert api.get(target, headers=headers).status_code == 401
+
+    def test_deny_is_403(self, api: LocalApi) -> None:
+        response = api.get("/request/1?token=x", headers={"X-User": "deny"})
+        assert response.status_code == 403
+
+
+class TestOpenApiSecurityScheme:
+    def test_the_scheme_header_is_the_token(self, api: LocalApi) -> None:
+        assert api.get("/openapi-auth").status_code == 401
+        context = authorizer_context(api.get("/openapi-auth", headers={"X-Api-Token": "allow"}))
+        assert json.loads(context["event"])["authorizationToken"] == "allow"
+        assert api.get("/openapi-auth", headers={"X-Api-Token": "deny"}).status_code == 403
+
+
+class TestCognitoAndIam:
+    def test_cognito_claims_are_decoded_unverified(self, api: LocalApi) -> None:
+        token = jwt(
+            {"sub": "u-1", "email": "a@example.com", "cognito:groups": ["admin", "dev"], "exp": time.time() + 60}
+        )
+        context = authorizer_context(api.get("/cognito", headers={"Authorization": token}))
+        assert context["claims"]["sub"] == "u-1"
+        assert context["claims"]["cognito:groups"] == "[admin dev]"
+        api.wait_for_output("CognitoAuth (COGNITO_USER_POOLS): token signatures are not verified offline")
+
+    @pytest.mark.parametrize("token", ["", "not-a-jwt", jwt({"sub": "u-1", "exp": 1000})])
+    def test_a_missing_unreadable_or_expired_token_is_401(self, api: LocalApi, token: str) -> None:
+        headers = {"Authorization": token} if token else {}
+        assert api.get("/cognito", headers=headers).status_code == 401
+
+    def test_iam_needs_a_signature_header(self, api: LocalApi) -> None:
+        response = api.get("/iam")
+        # API Gateway's MISSING_AUTHENTICATION_TOKEN answer, which this API customizes to a 404
+        assert response.status_code == 404
+        assert response.json() == {"message": "no route", "type": "MISSING_AUTHENTICATION_TOKEN", "stage": "dev"}
+        signed = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/execute-api/aws4_request, Signature=x"
+        assert api.get("/iam", headers={"Authorization": signed}).status_code == 200
+        api.wait_for_output("AWS_IAM authorization: SigV4 signatures are not verified offline")
+
+
+def test_disable_authorizer_opens_every_route(tmp_path: Any) -> None:
+    local_api = LocalApi(TEMPLATES / "auth.yaml", tmp_path / "console.log", "--disable-authorizer")
+    try:
+        for path in ("/hello", "/request/1", "/cognito", "/iam", "/openapi-auth"):
+            response = local_api.get(path)
+            assert response.status_code == 200, (path, response.text)
+            assert "authorizer" not in response.json()["event"]["requestContext"]
+        assert "--disable-authorizer: no authorizer runs" in local_api.output()
+        assert "[AuthorizerFunction] START" not in local_api.output()
+    finally:
+        local_api.close()
