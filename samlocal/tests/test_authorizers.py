@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from http_api_harness import ServedHttpApi, serve_as_http_api
 from samlocal.testing import LocalApi
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -200,3 +201,97 @@ def test_disable_authorizer_opens_every_route(tmp_path: Any) -> None:
         assert "[AuthorizerFunction] START" not in local_api.output()
     finally:
         local_api.close()
+
+
+AUTHORIZER_ARN = "arn:aws:lambda:us-east-1:123456789012:function:AuthorizerFunction"
+HTTP_AUTH = {
+    "DefaultAuthorizer": "TokenAuth",
+    "Authorizers": {
+        "TokenAuth": {
+            "FunctionArn": AUTHORIZER_ARN,
+            "AuthorizerPayloadFormatVersion": "2.0",
+            "EnableSimpleResponses": True,
+            "Identity": {"Headers": ["Authorization"], "ReauthorizeEvery": 300},
+        },
+        "NoCacheAuth": {
+            "FunctionArn": AUTHORIZER_ARN,
+            "AuthorizerPayloadFormatVersion": "1.0",
+            "Identity": {"Headers": ["X-Token"]},
+        },
+        "RequestAuth": {
+            "FunctionArn": AUTHORIZER_ARN,
+            "AuthorizerPayloadFormatVersion": "2.0",
+            "Identity": {"Headers": ["X-User"], "QueryStrings": ["token"]},
+        },
+        "CognitoAuth": {
+            "IdentitySource": "$request.header.Authorization",
+            "JwtConfiguration": {"issuer": "https://issuer.example.com", "audience": ["client-1"]},
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def http_api() -> Iterator[ServedHttpApi]:
+    with serve_as_http_api(TEMPLATES / "auth.yaml", "AuthApi", {"Auth": HTTP_AUTH}) as served:
+        yield served
+
+
+class TestHttpApiAuthorizers:
+    def test_a_simple_response_allows_with_its_context_under_lambda(self, http_api: ServedHttpApi) -> None:
+        response = http_api.get("/hello", headers={"Authorization": "simple-allow"})
+        context = authorizer_context(response)
+        assert context["lambda"]["user"] == "alice"
+        assert context["lambda"]["count"] == 7  # HTTP APIs keep the context's types
+        event = json.loads(context["lambda"]["event"])
+        assert event["version"] == "2.0"
+        assert event["type"] == "REQUEST"
+        assert event["identitySource"] == ["simple-allow"]
+        assert event["routeArn"].endswith("/$default/GET/hello")
+
+    def test_is_authorized_false_is_403_forbidden(self, http_api: ServedHttpApi) -> None:
+        response = http_api.get("/hello", headers={"Authorization": "simple-deny"})
+        assert response.status_code == 403
+        assert response.json() == {"message": "Forbidden"}
+
+    def test_a_missing_identity_source_is_401(self, http_api: ServedHttpApi) -> None:
+        response = http_api.get("/hello")
+        assert response.status_code == 401
+        assert response.json() == {"message": "Unauthorized"}
+
+    def test_an_authorizer_error_is_500(self, http_api: ServedHttpApi) -> None:
+        response = http_api.get("/hello", headers={"Authorization": "error"})
+        assert response.status_code == 500
+        assert response.json() == {"message": "Internal Server Error"}
+
+    def test_payload_1_0_gets_the_joined_identity_and_an_iam_policy(self, http_api: ServedHttpApi) -> None:
+        context = authorizer_context(http_api.get("/nocache", headers={"X-Token": "wildcard"}))
+        # the route's payload is 2.0: the context is under `lambda`, whatever the authorizer's payload
+        assert context["lambda"]["count"] == 7
+        event = json.loads(context["lambda"]["event"])
+        assert event["version"] == "1.0"
+        assert event["identitySource"] == "wildcard"
+        assert event["authorizationToken"] == "wildcard"
+        assert event["methodArn"].endswith("/$default/GET/nocache")
+        assert http_api.get("/nocache", headers={"X-Token": "deny"}).status_code == 403
+
+    def test_an_iam_policy_on_payload_2_0(self, http_api: ServedHttpApi) -> None:
+        context = authorizer_context(http_api.get("/request/7?token=t", headers={"X-User": "allow"}))
+        assert context["lambda"]["user"] == "alice"
+        assert http_api.get("/request/7?token=t", headers={"X-User": "elsewhere"}).status_code == 403
+        assert http_api.get("/request/7", headers={"X-User": "allow"}).status_code == 401
+
+    def test_jwt_claims_issuer_and_audience(self, http_api: ServedHttpApi) -> None:
+        good = {"iss": "https://issuer.example.com", "aud": "client-1", "sub": "u-2", "exp": time.time() + 60}
+        context = authorizer_context(http_api.get("/cognito", headers={"Authorization": f"Bearer {jwt(good)}"}))
+        assert context["jwt"]["claims"]["sub"] == "u-2"
+        assert context["jwt"]["scopes"] is None
+        for wrong in ({"iss": "https://other.example.com"}, {"aud": "client-2"}, {"exp": 1}):
+            token = jwt({**good, **wrong})
+            assert http_api.get("/cognito", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+        assert http_api.get("/cognito").status_code == 401
+
+    def test_iam_without_a_signature_is_403(self, http_api: ServedHttpApi) -> None:
+        response = http_api.get("/iam")
+        assert response.status_code == 403
+        assert response.json() == {"message": "Forbidden"}

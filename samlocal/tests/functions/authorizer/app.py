@@ -25,7 +25,9 @@ def _token(event: dict[str, Any]) -> str:
         return str(event["authorizationToken"]).removeprefix("Bearer ")
     headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
     query = event.get("queryStringParameters") or {}
-    return str(headers.get("x-user") or query.get("token") or "")
+    found = headers.get("x-user") or query.get("token") or headers.get("x-token") or headers.get("authorization")
+    found = found or ""
+    return str(found).removeprefix("Bearer ")
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
