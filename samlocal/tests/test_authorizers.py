@@ -14,6 +14,17 @@ from typing import Any
 import pytest
 
 from http_api_harness import ServedHttpApi, serve_as_http_api
+from samlocal.authorizers import (
+    Authorization,
+    Authorizer,
+    Guard,
+    IdentitySource,
+    RequestData,
+    guard_for,
+    read_authorizers,
+    startup_warnings,
+)
+from samlocal.template import Api, Route
 from samlocal.testing import LocalApi
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -295,3 +306,78 @@ class TestHttpApiAuthorizers:
         response = http_api.get("/iam")
         assert response.status_code == 403
         assert response.json() == {"message": "Forbidden"}
+
+
+def rest_api(auth: dict[str, Any], definition: dict[str, Any] | None = None, kind: str = "REST") -> Api:
+    return Api("Api", "dev", kind=kind, properties={"Auth": auth}, definition=definition)
+
+
+AUTHORIZERS = {
+    "Default": Authorizer("Default", "TOKEN", "REST", "Fn"),
+    "Scheme": Authorizer("Scheme", "TOKEN", "REST", "Fn"),
+    "Event": Authorizer("Event", "TOKEN", "REST", "Fn"),
+}
+
+
+class TestWhichAuthorizerGuardsARoute:
+    def guard(self, route: Route, auth: dict[str, Any]) -> str | None:
+        guard = guard_for(route, rest_api(auth), AUTHORIZERS)
+        return guard.authorizer.name if guard is not None else None
+
+    def test_the_event_then_the_operation_then_the_default(self) -> None:
+        auth = {"DefaultAuthorizer": "Default"}
+        plain = Route("GET", "/a", "Fn", "Api")
+        assert self.guard(plain, auth) == "Default"
+        secured = Route("GET", "/a", "Fn", "Api", security=[{"Scheme": []}])
+        assert self.guard(secured, auth) == "Scheme"
+        both = Route("GET", "/a", "Fn", "Api", auth={"Authorizer": "Event"}, security=[{"Scheme": []}])
+        assert self.guard(both, auth) == "Event"
+        assert self.guard(Route("GET", "/a", "Fn", "Api", auth={"Authorizer": "NONE"}), auth) is None
+        assert self.guard(Route("GET", "/a", "Fn", "Api", security=[]), auth) is None
+
+    def test_preflight_methods_take_the_default_unless_told_not_to(self) -> None:
+        options = Route("OPTIONS", "/a", "", "Api")
+        assert self.guard(options, {"DefaultAuthorizer": "Default"}) == "Default"
+        off = {"DefaultAuthorizer": "Default", "AddDefaultAuthorizerToCorsPreflight": False}
+        assert self.guard(options, off) is None
+
+    def test_an_undeclared_authorizer_answers_500_and_is_listed(self) -> None:
+        guard = guard_for(Route("GET", "/a", "Fn", "Api", auth={"Authorizer": "Missing"}), rest_api({}), {})
+        assert guard is not None
+        verdict = Authorization().decide(guard, request_data(), "arn", lambda *_: None)
+        assert verdict.refusal is not None and verdict.refusal.status == 500
+        assert startup_warnings([guard]) == ["authorizer Missing is not declared or not served: its routes answer 500"]
+
+    def test_an_authorizer_naming_no_local_function_is_a_warning(self) -> None:
+        auth = {"Authorizers": {"Far": {"FunctionArn": "arn:aws:lambda:us-east-1:1:function:Elsewhere"}}}
+        found, warnings = read_authorizers(rest_api(auth), {})
+        assert found["Far"].kind == "UNSERVED"
+        assert "names no local function" in warnings[0]
+
+
+def request_data(headers: list[tuple[str, str]] | None = None) -> RequestData:
+    return RequestData(headers or [], "", {}, {}, "GET", "/a", {})
+
+
+class TestJwtScopes:
+    authorizer = Authorizer("Jwt", "JWT", "HTTP", identity_sources=(IdentitySource("header", "Authorization"),))
+
+    def decide(self, scopes: tuple[str, ...], claims: dict[str, Any]) -> Any:
+        guard = Guard(self.authorizer, scopes)
+        data = request_data([("Authorization", f"Bearer {jwt(claims)}")])
+        return Authorization().decide(guard, data, "arn", lambda *_: None, "2.0")
+
+    def test_a_route_scope_the_token_lacks_is_403(self) -> None:
+        verdict = self.decide(("orders/read",), {"scope": "profile email"})
+        assert verdict.refusal is not None and verdict.refusal.status == 403
+
+    def test_one_matching_scope_is_enough_and_the_scopes_reach_the_function(self) -> None:
+        verdict = self.decide(("orders/read", "admin"), {"scope": "profile orders/read", "n": 3, "ok": True})
+        assert verdict.allowed
+        assert verdict.context["jwt"]["scopes"] == ["profile", "orders/read"]
+        assert verdict.context["jwt"]["claims"]["n"] == "3"
+        assert verdict.context["jwt"]["claims"]["ok"] == "true"
+
+    def test_a_token_not_yet_valid_is_401(self) -> None:
+        verdict = self.decide((), {"nbf": time.time() + 600})
+        assert verdict.refusal is not None and verdict.refusal.status == 401
