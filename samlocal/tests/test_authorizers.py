@@ -197,7 +197,9 @@ class TestCognitoAndIam:
         assert response.status_code == 404
         assert response.json() == {"message": "no route", "type": "MISSING_AUTHENTICATION_TOKEN", "stage": "dev"}
         signed = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/execute-api/aws4_request, Signature=x"
-        assert api.get("/iam", headers={"Authorization": signed}).status_code == 200
+        event = api.get("/iam", headers={"Authorization": signed}).json()["event"]
+        assert event["requestContext"]["identity"]["accessKey"] == "AKIDEXAMPLE"
+        assert "authorizer" not in event["requestContext"]
         api.wait_for_output("AWS_IAM authorization: SigV4 signatures are not verified offline")
 
 
