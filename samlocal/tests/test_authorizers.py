@@ -67,6 +67,7 @@ class TestTokenAuthorizer:
         assert event["methodArn"].endswith("/dev/GET/hello")
 
     def test_without_the_header_401_and_the_authorizer_is_not_invoked(self, api: LocalApi) -> None:
+        invoked = api.output().count("[AuthorizerFunction] START")
         response = api.get("/hello", headers={"Origin": "https://app.example.com"})
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"] == "Bearer"
@@ -78,7 +79,16 @@ class TestTokenAuthorizer:
                 "request_id": response.headers["x-amzn-RequestId"],
             }
         }
-        assert "[AuthorizerFunction] START" not in api.output().split("GET /hello: 401")[-1]
+        assert api.output().count("[AuthorizerFunction] START") == invoked
+        assert api.get("/hello", headers={"Authorization": "Bearer unauthorized"}).status_code == 401
+        assert api.wait_for_output("[AuthorizerFunction] START").count("[AuthorizerFunction] START") == invoked + 1
+
+    def test_each_route_is_listed_with_its_authorizer(self, api: LocalApi) -> None:
+        output = api.output()
+        assert "/hello  ->  EchoFunction  [authorizer TokenAuth (TOKEN)]" in output
+        assert "/request/{id}  ->  EchoFunction  [authorizer RequestAuth (REQUEST)]" in output
+        assert "/public  ->  EchoFunction\n" in output
+        assert "OPTIONS " in output and "/hello  ->  MOCK integration (CORS preflight)\n" in output
 
     def test_a_token_that_fails_the_validation_expression_is_401(self, api: LocalApi) -> None:
         response = api.get("/hello", headers={"Authorization": "allow"})
