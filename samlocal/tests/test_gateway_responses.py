@@ -3,7 +3,10 @@ over real sockets; then the rules on their own (gateway response fallbacks, IAM 
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +53,7 @@ class TestOverSockets:
         assert response.headers["X-Echo"] == "echoed"
         assert response.json() == {"mocked": True, "stage": "dev"}
 
-    @pytest.mark.parametrize("path", ["/gone", "/forward"])
+    @pytest.mark.parametrize("path", ["/gone", "/legacy", "/forward/unreachable"])
     def test_an_integration_without_a_local_function_is_500(self, api: LocalApi, path: str) -> None:
         response = api.get(path)
         assert response.status_code == 500
@@ -60,7 +63,62 @@ class TestOverSockets:
         output = api.output()
         assert "/mock  ->  MOCK integration" in output
         assert "function:ElsewhereFunction" in output and "names no local function" in output
-        assert "HTTP_PROXY integration 'https://example.com/forward'" in output
+        assert "/legacy  ->  HTTP integration https://example.com/legacy (not run locally: answers 500)" in output
+        assert "/forward/{proxy+}  ->  HTTP_PROXY integration to http://127.0.0.1:9/backend/{proxy}" in output
+
+
+class _Backend(BaseHTTPRequestHandler):
+    def _answer(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        document = {
+            "method": self.command,
+            "path": self.path,
+            "x-test": self.headers.get("X-Test"),
+            "body": body.decode(),
+        }
+        payload = json.dumps(document).encode()
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Backend", "yes")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+for _method in ("GET", "POST", "DELETE"):
+    setattr(_Backend, f"do_{_method}", _Backend._answer)
+
+
+@pytest.fixture(scope="module")
+def backend() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Backend)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_http_proxy_integration_forwards_to_its_backend(backend: int, tmp_path: Path) -> None:
+    api = LocalApi(TEMPLATES / "auth.yaml", tmp_path / "console.log", "--parameter-overrides", f"BackendPort={backend}")
+    try:
+        response = api.post("/forward/a/b%20c?x=1&x=2", data=b"payload", headers={"X-Test": "kept"})
+        assert response.status_code == 201
+        assert response.headers["X-Backend"] == "yes"
+        assert response.json() == {
+            "method": "POST",
+            "path": "/backend/a/b%20c?x=1&x=2",
+            "x-test": "kept",
+            "body": "payload",
+        }
+        assert api.request("DELETE", "/forward/z").json()["method"] == "DELETE"
+    finally:
+        api.close()
 
 
 def customized(properties: dict[str, Any], definition: dict[str, Any] | None = None) -> GatewayResponses:
