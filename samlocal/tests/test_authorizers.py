@@ -20,12 +20,14 @@ from samlocal.authorizers import (
     Guard,
     IdentitySource,
     RequestData,
+    Verdict,
     guard_for,
     read_authorizers,
     startup_warnings,
 )
-from samlocal.template import Api, Route
+from samlocal.template import Api, Function, Route
 from samlocal.testing import LocalApi
+from samlocal.workers import Outcome
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -393,3 +395,73 @@ class TestJwtScopes:
     def test_a_token_not_yet_valid_is_401(self) -> None:
         verdict = self.decide((), {"nbf": time.time() + 600})
         assert verdict.refusal is not None and verdict.refusal.status == 401
+
+
+class TestCacheRules:
+    """The authorizer cache on its own, with a clock the test moves."""
+
+    authorizer = Authorizer("Token", "TOKEN", "REST", "Fn", (IdentitySource("header", "Authorization"),), ttl=300)
+
+    def setup_method(self) -> None:
+        self.now = 1000.0
+        self.calls: list[dict[str, Any]] = []
+        self.authorization = Authorization(clock=lambda: self.now)
+
+    def invoke(self, function_id: str, payload: bytes) -> Outcome:
+        event = json.loads(payload)
+        self.calls.append(event)
+        statement = {"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": event["methodArn"]}
+        answer = {"principalId": "p", "policyDocument": {"Statement": [statement]}, "context": {"n": len(self.calls)}}
+        return Outcome(json.dumps(answer).encode())
+
+    def decide(self, token: str, arn: str = "arn:a/dev/GET/x", authorizer: Authorizer | None = None) -> Verdict:
+        guard = Guard(authorizer or self.authorizer)
+        return self.authorization.decide(guard, request_data([("Authorization", token)]), arn, self.invoke)
+
+    def test_a_result_is_reused_until_its_ttl_then_fetched_again(self) -> None:
+        assert self.decide("t1").context == {"n": "1", "principalId": "p", "integrationLatency": 0}
+        self.now += 299
+        assert self.decide("t1").context is not None
+        assert len(self.calls) == 1
+        self.now += 2
+        assert self.decide("t1").context == {"n": "2", "principalId": "p", "integrationLatency": 0}
+
+    def test_each_identity_has_its_own_entry(self) -> None:
+        self.decide("t1")
+        self.decide("t2")
+        assert [call["authorizationToken"] for call in self.calls] == ["t1", "t2"]
+
+    def test_a_cached_allow_is_checked_against_each_method_arn(self) -> None:
+        assert self.decide("t1", "arn:a/dev/GET/x").allowed
+        verdict = self.decide("t1", "arn:a/dev/GET/y")
+        assert verdict.refusal is not None and verdict.refusal.status == 403
+        assert len(self.calls) == 1
+
+    def test_ttl_zero_never_caches(self) -> None:
+        uncached = Authorizer("Token", "TOKEN", "REST", "Fn", (IdentitySource("header", "Authorization"),), ttl=0)
+        self.decide("t1", authorizer=uncached)
+        self.decide("t1", authorizer=uncached)
+        assert len(self.calls) == 2
+
+
+def test_a_validation_expression_that_is_not_a_regular_expression_is_reported() -> None:
+    auth = {
+        "Authorizers": {
+            "Bad": {"FunctionArn": "arn:aws:lambda:us-east-1:1:function:Fn", "Identity": {"ValidationExpression": "(["}}
+        }
+    }
+    function = Function(
+        logical_id="Fn",
+        name="Fn",
+        handler="app.handler",
+        runtime="python3.13",
+        code_dir=Path(),
+        layers=(),
+        timeout=3,
+        memory_size=128,
+        architecture="x86_64",
+        environment={},
+    )
+    found, warnings = read_authorizers(rest_api(auth), {"Fn": function})
+    assert found["Bad"].kind == "UNSERVED"
+    assert "ValidationExpression '([' is not a regular expression" in warnings[0]
