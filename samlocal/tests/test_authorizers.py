@@ -465,3 +465,12 @@ def test_a_validation_expression_that_is_not_a_regular_expression_is_reported() 
     found, warnings = read_authorizers(rest_api(auth), {"Fn": function})
     assert found["Bad"].kind == "UNSERVED"
     assert "ValidationExpression '([' is not a regular expression" in warnings[0]
+
+
+def test_auth_settings_that_live_in_aws_are_listed() -> None:
+    auth = {"ResourcePolicy": {"IpRangeWhitelist": ["10.0.0.0/8"]}, "UsagePlan": {"CreateUsagePlan": "PER_API"}}
+    _, warnings = read_authorizers(rest_api(auth), {})
+    assert warnings == [
+        "Api.Auth.ResourcePolicy is not applied locally: every caller is let through",
+        "Api.Auth.UsagePlan is not applied locally: no quota or throttling",
+    ]
