@@ -135,4 +135,37 @@ def test_the_allowed_networks_setting_comes_from_env_vars_only(app: LocalApi) ->
 def test_unknown_routes_are_api_gateways_403(app: LocalApi) -> None:
     response = app.get("/nothing-here")
     assert response.status_code == 403
-    assert response.json() == {"message": "Missing Authentication Token"}
+    # the API's gateway responses (swagger.yaml) give API Gateway's own errors the project's error shape
+    assert response.json() == {
+        "error": {
+            "code": "MISSING_AUTHENTICATION_TOKEN",
+            "message": "Missing Authentication Token",
+            "request_id": response.headers["x-amzn-RequestId"],
+        }
+    }
+
+
+def test_a_preflight_is_the_mock_integrations_answer_without_cors_headers_by_default(app: LocalApi) -> None:
+    response = app.request("OPTIONS", "/predict", headers={"Origin": "https://app.example.com"})
+    assert response.status_code == 204
+    assert not [name for name in response.headers if name.lower().startswith("access-control-")]
+
+
+def test_a_preflight_carries_the_configured_origin(tmp_path: Path) -> None:
+    origin = "https://app.example.com"
+    local_api = LocalApi(
+        ROOT / "template.yaml", tmp_path / "console.log", "--parameter-overrides", f"CorsAllowOrigin={origin}"
+    )
+    try:
+        response = local_api.request("OPTIONS", "/predict", headers={"Origin": origin})
+        assert response.status_code == 204
+        assert response.headers["Access-Control-Allow-Origin"] == origin
+        assert "POST" in response.headers["Access-Control-Allow-Methods"]
+        assert "[InferenceFunction] START" not in local_api.output()
+        # the gateway's own errors carry the origin too (DEFAULT_4XX's response parameters)
+        missing = local_api.get("/nothing-here", headers={"Origin": origin})
+        assert missing.status_code == 403
+        assert missing.headers["Access-Control-Allow-Origin"] == origin
+        assert missing.headers["Access-Control-Expose-Headers"] == "X-Detections"
+    finally:
+        local_api.close()

@@ -13,7 +13,7 @@ def test_the_project_template_serves_the_inference_function() -> None:
     stack = read_stack(ROOT / "template.yaml")
     routes = {(route.method, route.resource_path) for route in stack.routes}
     assert {("POST", "/predict"), ("POST", "/object_detection"), ("GET", "/models")} <= routes
-    assert {route.function_id for route in stack.routes} == {"InferenceFunction"}
+    assert {route.function_id for route in stack.routes if route.integration is None} == {"InferenceFunction"}
     function = stack.functions["InferenceFunction"]
     assert function.handler == "app.lambda_handler"
     assert function.environment["MODELS_DIR"] == "/opt/models"
@@ -24,7 +24,10 @@ def test_the_project_template_serves_the_inference_function() -> None:
 
 def test_the_project_template_with_api_keys_requires_them_and_leaves_preflights_to_api_gateway() -> None:
     stack = read_stack(ROOT / "template.yaml", {"ApiKeyRequired": "true"})
-    required = {route.method: route.api_key_required for route in stack.routes if route.resource_path == "/predict"}
-    # OPTIONS is a mock integration, answered by API Gateway: the function never sees a preflight.
-    assert required == {"POST": True}
-    assert any("OPTIONS /predict" in warning for warning in stack.warnings)
+    at_predict = [route for route in stack.routes if route.resource_path == "/predict"]
+    assert {route.method: route.api_key_required for route in at_predict} == {"POST": True, "OPTIONS": False}
+    # OPTIONS is a mock integration, answered by API Gateway (and the local API) itself: the function never
+    # sees a preflight.
+    preflight = next(route for route in at_predict if route.method == "OPTIONS")
+    assert preflight.integration is not None
+    assert preflight.integration["type"] == "mock"

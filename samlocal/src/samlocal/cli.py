@@ -36,6 +36,7 @@ from samlocal.gateway import (
     Gateway,
     GatewayServer,
 )
+from samlocal.integrations import Integration
 from samlocal.intrinsics import REGION, TemplateError
 from samlocal.invoke import InvokeError, choose_function, invoke, parse_event
 from samlocal.local_aws import LocalAws
@@ -44,7 +45,7 @@ from samlocal.provision import ProvisionError
 from samlocal.reloader import Reloader
 from samlocal.resources import ResourceReader
 from samlocal.sandbox import EnvVarsError, OptDirs, read_env_vars
-from samlocal.template import Stack, read_stack
+from samlocal.template import Route, Stack, read_stack
 from samlocal.workers import DEFAULT_IDLE_TIMEOUT as DEFAULT_ENVIRONMENT_IDLE_TIMEOUT
 from samlocal.workers import DEFAULT_MAX_CONCURRENCY, FunctionPool, Watchdog
 
@@ -360,7 +361,12 @@ class LocalApi:
             args.host,
             args.port,
             lambda port: Gateway(
-                self.stack, self.pools, console, port=port, integration_timeout=args.integration_timeout
+                self.stack,
+                self.pools,
+                console,
+                port=port,
+                integration_timeout=args.integration_timeout,
+                disable_authorizer=bool(args.disable_authorizer),
             ),
             idle_timeout=args.connection_idle_timeout,
             max_connections=args.max_connections,
@@ -376,6 +382,7 @@ class LocalApi:
     def describe(self) -> str:
         lines = [f"Serving {self.stack.template_path.name} on {self.url} (no Docker)"]
         lines += [f"  warning: {warning}" for warning in self.stack.warnings]
+        lines += [f"  warning: {warning}" for warning in self.server.gateway.warnings]
         lines += [f"  warning: {option} has no effect: there are no containers" for option in self.args.ignored_options]
         for api in self.stack.apis.values():
             lines.append(
@@ -383,7 +390,8 @@ class LocalApi:
                 f"{', '.join(api.binary_media_types) or 'none'})"
             )
             lines += [
-                f"    {route.method:<7} {self.url}{route.resource_path}  ->  {route.function_id}"
+                f"    {route.method:<7} {self.url}{route.resource_path}  ->  {_target(route)}"
+                f"{self.server.gateway.describe_route(route)}"
                 for route in sorted(api.routes, key=lambda route: (route.resource_path, route.method))
             ]
         if self.aws:
@@ -445,6 +453,12 @@ class LocalApi:
         self.server.server_close()
         self.opt_dirs.remove()
         return unanswered
+
+
+def _target(route: Route) -> str:
+    if route.integration is not None:
+        return Integration.read(route.integration).describe()
+    return route.function_id
 
 
 def _relative(path: Path) -> str:

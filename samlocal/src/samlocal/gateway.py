@@ -3,6 +3,8 @@
 - 403 `{"message":"Missing Authentication Token"}`: no route for the method and path.
 - 403 `{"message":"Forbidden"}`: a route that requires an API key, called without `x-api-key` (any value
   is accepted locally: the keys live in API Gateway).
+- 401, 403, 500 from authorizers (samlocal.authorizers); CORS preflights (samlocal.cors); MOCK, HTTP_PROXY
+  and other integrations without a local function (samlocal.integrations).
 - 413 `{"message":"Request Too Long"}`: a body above API Gateway's 10 MB, or an event above Lambda's
   6 MB request limit (binary bodies grow by a third once base64-encoded).
 - 500 `{"message": "Internal server error"}`: Lambda throttled the invocation (429
@@ -19,11 +21,14 @@ Content-Length that is not a non-negative number, a malformed chunk), drops a re
 the connection before sending its whole body, closes keep-alive connections idle for `idle_timeout`,
 answers 503 beyond `max_connections` at once, and on shutdown drains: new requests are refused (503) while
 those in flight finish within a grace period.
+
+A REST API's `GatewayResponses` customize the gateway's own answers (samlocal.gateway_responses).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import socket
 import sys
@@ -35,33 +40,55 @@ from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl
 
+from samlocal import gateway_responses as responses
+from samlocal.authorizers import (
+    Authorization,
+    Guard,
+    RequestData,
+    guard_for,
+    method_arn,
+    read_authorizers,
+    startup_warnings,
+)
 from samlocal.console import Console
+from samlocal.cors import HttpCors, RestCors, is_preflight, read_http_cors, read_rest_cors
 from samlocal.events import (
-    ENDPOINT_TIMED_OUT,
-    FORBIDDEN,
-    INTERNAL_SERVER_ERROR,
-    MISSING_AUTHENTICATION_TOKEN,
     REQUEST_TOO_LONG,
     GatewayError,
     HttpRequest,
     HttpResponse,
     MalformedProxyResponseError,
     RequestIds,
+    api_id,
     build_event,
     encode_event,
     proxy_response,
 )
-from samlocal.routing import RouteTable
-from samlocal.template import Stack
-from samlocal.workers import REQUEST_PAYLOAD_LIMIT, FunctionPool, Invocation, PoolClosedError, ThrottledError
+from samlocal.gateway_responses import ErrorContext, GatewayResponses, ResponseType, read_customizations
+from samlocal.integrations import (
+    BackendTimeoutError,
+    BackendUnreachableError,
+    Integration,
+    forward,
+    mock_response,
+)
+from samlocal.routing import Match, RouteTable
+from samlocal.template import Api, Route, Stack
+from samlocal.workers import (
+    REQUEST_PAYLOAD_LIMIT,
+    FunctionPool,
+    Invocation,
+    Outcome,
+    PoolClosedError,
+    ThrottledError,
+)
 
 API_GATEWAY_PAYLOAD_LIMIT = 10 * 1024 * 1024
 DEFAULT_INTEGRATION_TIMEOUT = 29.0
 DEFAULT_IDLE_TIMEOUT = 60.0
 DEFAULT_MAX_CONNECTIONS = 256
-# Lambda rejected the invocation (throttled): API Gateway answers 500, not the 502 of a function error.
-INVOCATION_REJECTED = GatewayError(500, b'{"message": "Internal server error"}', "InternalServerErrorException")
 SERVICE_UNAVAILABLE = GatewayError(503, b'{"message":"Service Unavailable"}')
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 # Framing headers are the gateway's own; a function cannot set them.
@@ -69,7 +96,8 @@ _HOP_HEADERS = frozenset({"content-length", "connection", "transfer-encoding", "
 
 
 class Gateway:
-    """Routes one request to its function and maps the result back, as API Gateway REST does."""
+    """Routes one request to its function and maps the result back, as API Gateway does: authorizers,
+    CORS, integrations without a function and the API's gateway responses included."""
 
     def __init__(
         self,
@@ -79,6 +107,7 @@ class Gateway:
         *,
         port: int,
         integration_timeout: float | None = None,
+        disable_authorizer: bool = False,
     ) -> None:
         self.stack = stack
         self.apis = stack.apis
@@ -87,20 +116,106 @@ class Gateway:
         self.console = console
         self.port = port
         self.integration_timeout = integration_timeout
+        self.disable_authorizer = disable_authorizer
+        self.warnings: list[str] = []
+        self.responses: dict[str, GatewayResponses] = {}
+        self.http_cors: dict[str, HttpCors] = {}
+        self.guards: dict[tuple[str, str, str], Guard] = {}  # (api, method, resource path)
+        for api in self.apis.values():
+            self._configure(api)
+        if disable_authorizer and self.guards:
+            self.warnings.append("--disable-authorizer: no authorizer runs, every route is open")
+        elif self.guards:
+            self.warnings += startup_warnings(self.guards.values())
+        self.authorization = Authorization()
         self.routes = RouteTable(stack.routes)
+
+    def _configure(self, api: Api) -> None:
+        if api.kind == "REST":
+            customizations, warnings = read_customizations(api.properties, api.definition)
+            self.warnings += [f"{api.logical_id}: {warning}" for warning in warnings]
+            self.responses[api.logical_id] = GatewayResponses(customizations)
+            rest_cors, warnings = read_rest_cors(api)
+            self.warnings += warnings
+            if rest_cors is not None:
+                api.routes += _preflight_routes(api, rest_cors)
+        else:
+            http_cors = read_http_cors(api)
+            if http_cors is not None:
+                self.http_cors[api.logical_id] = http_cors
+        authorizers, warnings = read_authorizers(api, self.functions)
+        self.warnings += warnings
+        for route in api.routes:
+            guard = guard_for(route, api, authorizers)
+            if guard is not None:
+                self.guards[_route_key(route)] = guard
+
+    def describe_route(self, route: Route) -> str:
+        """What guards a route, for the start-up listing."""
+        guard = self.guards.get(_route_key(route))
+        if guard is None or self.disable_authorizer:
+            return ""
+        authorizer = guard.authorizer
+        kind = "" if authorizer.name == authorizer.kind else f" ({authorizer.kind})"
+        scopes = f", scopes {' '.join(guard.scopes)}" if guard.scopes else ""
+        return f"  [authorizer {authorizer.name}{kind}{scopes}]"
 
     def handle(self, request: HttpRequest, received: float) -> tuple[HttpResponse, RequestIds]:
         ids = RequestIds.new()
         match = self.routes.match(request.method, request.path)
+        api = self.apis[match.route.api_id] if match is not None else None
+        http_cors = self._http_cors(api)
+        origin = request.header("Origin")
+        explicit_options = match is not None and match.route.method == "OPTIONS"
+        preflight = is_preflight(request.method, origin, request.header("Access-Control-Request-Method"))
+        if http_cors is not None and preflight and not explicit_options:
+            return http_cors.preflight(origin), ids
+        response = self._route(request, received, ids, match)
+        if http_cors is not None:
+            response = http_cors.decorate(response, origin)
+        return response, ids
+
+    def _http_cors(self, api: Api | None) -> HttpCors | None:
+        if api is not None:
+            return self.http_cors.get(api.logical_id)
+        # An unknown path still gets its preflight answered by the (first) HTTP API with CORS.
+        return next(iter(self.http_cors.values()), None)
+
+    def _route(self, request: HttpRequest, received: float, ids: RequestIds, match: Match | None) -> HttpResponse:
         if match is None:
-            return MISSING_AUTHENTICATION_TOKEN.response(), ids
+            return self._refuse(None, responses.MISSING_AUTHENTICATION_TOKEN, request, ids)
         route = match.route
-        if route.api_key_required and not request.header("x-api-key"):
-            return FORBIDDEN.response(), ids
         api = self.apis[route.api_id]
-        event = build_event(
-            request, route=route, api=api, path_parameters=match.path_parameters, ids=ids, port=self.port
-        )
+        event = self._event(request, api, match, ids)
+        guard = None if self.disable_authorizer else self.guards.get(_route_key(route))
+        if guard is not None:
+            data = RequestData(
+                headers=request.headers,
+                query_string=request.query,
+                stage_variables=api.stage_variables,
+                context=event["requestContext"],
+                method=request.method,
+                path=request.path,
+                event=event,
+            )
+            arn = method_arn(api, api_id(api.logical_id), request.method, request.path)
+            invoke = functools.partial(self._invoke_authorizer, wait_until=received + DEFAULT_INTEGRATION_TIMEOUT)
+            verdict = self.authorization.decide(guard, data, arn, invoke, _payload_version(route, api))
+            if not verdict.allowed:
+                assert verdict.refusal is not None
+                self.console.info(f"{request.method} {request.path}: {verdict.refusal.status}: {verdict.reason}")
+                return self._refuse(api, verdict.refusal, request, ids, match)
+            if verdict.context is not None:
+                event["requestContext"]["authorizer"] = dict(verdict.context)
+            if verdict.identity is not None:
+                event["requestContext"]["identity"].update(verdict.identity)
+        if route.api_key_required and not request.header("x-api-key"):
+            return self._refuse(api, responses.INVALID_API_KEY, request, ids, match)
+        timeout = self._timeout(route)
+        if route.integration is not None:
+            integration = Integration.read(route.integration)
+            return self._integration(api, integration, request, ids, match, wait_until=received + timeout)
+
         payload = encode_event(event)
         if self.console.debug_enabled:
             self.console.debug(f"event for {route.function_id}: {_shorten(payload)}")
@@ -109,14 +224,8 @@ class Gateway:
                 f"{route.function_id}: the event is {len(payload)} bytes, above Lambda's {REQUEST_PAYLOAD_LIMIT} "
                 "byte request limit (binary bodies are base64-encoded)"
             )
-            return REQUEST_TOO_LONG.response(), ids
+            return self._refuse(api, responses.REQUEST_TOO_LARGE, request, ids, match)
 
-        if self.integration_timeout is not None:
-            timeout = self.integration_timeout
-        elif route.timeout_ms is not None:
-            timeout = route.timeout_ms / 1000
-        else:
-            timeout = DEFAULT_INTEGRATION_TIMEOUT
         wait_until = received + timeout
         function = self.functions[route.function_id]
         invocation = Invocation(str(uuid.uuid4()), payload, function.timeout, ids.trace_id)
@@ -127,25 +236,137 @@ class Gateway:
                 f"{error}: Lambda answers 429 TooManyRequestsException, API Gateway 500 "
                 "(raise --max-concurrency to run more at once)"
             )
-            return INVOCATION_REJECTED.response(), ids
+            return self._refuse(api, responses.INVOCATION_REJECTED, request, ids, match)
         except PoolClosedError:
-            return INTERNAL_SERVER_ERROR.response(), ids
+            return self._refuse(api, responses.LAMBDA_ERROR, request, ids, match)
         except OSError as error:
             self.console.info(f"{route.function_id}: cannot start an execution environment: {error}")
-            return INTERNAL_SERVER_ERROR.response(), ids
+            return self._refuse(api, responses.LAMBDA_ERROR, request, ids, match)
         outcome = invocation.wait(wait_until - time.monotonic())
         if outcome is None:
             self.console.info(f"{route.function_id}: no answer within the {timeout:g} s integration timeout")
-            return ENDPOINT_TIMED_OUT.response(), ids
+            return self._refuse(api, responses.INTEGRATION_TIMEOUT, request, ids, match)
         if not outcome.ok:
             self.console.info(f"{route.function_id}: function error {outcome.error_type}: {_shorten(outcome.payload)}")
-            return INTERNAL_SERVER_ERROR.response(), ids
+            return self._refuse(api, responses.LAMBDA_ERROR, request, ids, match)
         try:
-            response = proxy_response(outcome.payload, request.header("Accept"), api.binary_media_types)
+            return proxy_response(outcome.payload, request.header("Accept"), api.binary_media_types)
         except MalformedProxyResponseError as error:
             self.console.info(f"{route.function_id}: Malformed Lambda proxy response: {error}")
-            return INTERNAL_SERVER_ERROR.response(), ids
-        return response, ids
+            return self._refuse(api, responses.LAMBDA_ERROR, request, ids, match)
+
+    def _event(self, request: HttpRequest, api: Api, match: Match, ids: RequestIds) -> dict[str, Any]:
+        """The function's event; a REQUEST authorizer's event is derived from it."""
+        return build_event(
+            request, route=match.route, api=api, path_parameters=match.path_parameters, ids=ids, port=self.port
+        )
+
+    def _timeout(self, route: Route) -> float:
+        if self.integration_timeout is not None:
+            return self.integration_timeout
+        if route.timeout_ms is not None:
+            return route.timeout_ms / 1000
+        return DEFAULT_INTEGRATION_TIMEOUT
+
+    def _invoke_authorizer(self, function_id: str, payload: bytes, *, wait_until: float) -> Outcome | None:
+        """An authorizer's invocation, through the same execution environments as any function."""
+        function = self.functions.get(function_id)
+        if function is None:
+            return None
+        invocation = Invocation(str(uuid.uuid4()), payload, function.timeout, RequestIds.new().trace_id)
+        try:
+            self.pools[function_id].dispatch(invocation)
+        except (ThrottledError, PoolClosedError, OSError):
+            return None
+        return invocation.wait(wait_until - time.monotonic())
+
+    def _integration(
+        self,
+        api: Api,
+        integration: Integration,
+        request: HttpRequest,
+        ids: RequestIds,
+        match: Match,
+        *,
+        wait_until: float,
+    ) -> HttpResponse:
+        if integration.kind == "HTTP_PROXY":
+            try:
+                return forward(integration, request, match.path_parameters, wait_until - time.monotonic())
+            except BackendTimeoutError:
+                self.console.info(f"{request.method} {request.path}: {integration.uri} did not answer in time")
+                return self._refuse(api, responses.INTEGRATION_TIMEOUT, request, ids, match)
+            except BackendUnreachableError as error:
+                self.console.info(f"{request.method} {request.path}: {integration.uri} cannot be reached: {error}")
+                return self._refuse(api, responses.API_CONFIGURATION_ERROR, request, ids, match)
+        if integration.answered_locally:
+            answer = mock_response(
+                integration, request.header("Content-Type"), self._error_context(api, request, ids, match)
+            )
+            if answer is not None:
+                return answer
+            self.console.info(f"{request.method} {request.path}: no integration response matches the MOCK status")
+        else:
+            self.console.info(f"{request.method} {request.path}: {integration.describe()}")
+        return self._refuse(api, responses.API_CONFIGURATION_ERROR, request, ids, match)
+
+    def _refuse(
+        self, api: Api | None, kind: ResponseType, request: HttpRequest, ids: RequestIds, match: Match | None = None
+    ) -> HttpResponse:
+        """A gateway response of the API (its GatewayResponses applied), or of the only REST API served."""
+        if api is None and len(self.responses) == 1:
+            api = self.apis[next(iter(self.responses))]
+        customized = self.responses.get(api.logical_id) if api is not None else None
+        if customized is None:
+            return GatewayResponses().response(kind)
+        return customized.response(kind, self._error_context(api, request, ids, match))
+
+    @staticmethod
+    def _error_context(api: Api | None, request: HttpRequest, ids: RequestIds, match: Match | None) -> ErrorContext:
+        return ErrorContext(
+            request_id=ids.request_id,
+            headers={name.lower(): value for name, value in request.headers},
+            query=dict(parse_qsl(request.query, keep_blank_values=True)),
+            path_parameters=match.path_parameters if match is not None else {},
+            stage_variables=api.stage_variables if api is not None else {},
+            context={
+                "stage": api.stage_name if api is not None else "",
+                "apiId": api_id(api.logical_id) if api is not None else "",
+                "httpMethod": request.method,
+                "resourcePath": match.route.resource_path if match is not None else "",
+                "path": request.path,
+                "identity": {"sourceIp": request.source_ip, "userAgent": request.header("User-Agent")},
+            },
+        )
+
+
+def _route_key(route: Route) -> tuple[str, str, str]:
+    return (route.api_id, route.method, route.resource_path)
+
+
+def _payload_version(route: Route, api: Api) -> str:
+    """The route's payload format version: REST APIs send 1.0; HTTP APIs 2.0 unless the route says 1.0."""
+    if api.kind != "HTTP":
+        return "1.0"
+    return str(getattr(route, "payload_format_version", None) or "2.0")
+
+
+def _preflight_routes(api: Api, cors: RestCors) -> list[Route]:
+    """The OPTIONS method SAM adds to every path of a REST API with Cors (a path's own OPTIONS is kept)."""
+    methods: dict[str, set[str]] = {}
+    for route in api.routes:
+        methods.setdefault(route.resource_path, set()).add(route.method)
+    return [
+        Route(
+            method="OPTIONS",
+            resource_path=path,
+            function_id="",
+            api_id=api.logical_id,
+            integration=cors.preflight_integration(listed).spec,
+        )
+        for path, listed in methods.items()
+        if "OPTIONS" not in listed
+    ]
 
 
 def _shorten(payload: bytes, limit: int = 2000) -> str:

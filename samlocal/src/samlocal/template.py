@@ -78,6 +78,9 @@ class Route:
     # What authorizers read: the event's resolved `Auth` property, the OpenAPI operation's `security`.
     auth: Mapping[str, Any] | None = None
     security: Any = None
+    # An OpenAPI integration that names no local function (MOCK, HTTP, an unknown Lambda): the gateway
+    # answers it as API Gateway would; function_id is then empty.
+    integration: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -329,25 +332,30 @@ class TemplateReader:
                 if http_method not in (*HTTP_METHODS, ANY_METHOD):
                     continue
                 integration = operation.get("x-amazon-apigateway-integration") or {}
-                if str(integration.get("type", "")).lower() != "aws_proxy":
-                    self.warnings.append(f"{api_id}: {http_method} {path}: only Lambda proxy integrations are served")
+                kind = str(integration.get("type", "")).lower()
+                if not kind:
+                    self.warnings.append(f"{api_id}: {http_method} {path}: no x-amazon-apigateway-integration")
                     continue
-                function_id = self._integration_function(str(integration.get("uri", "")), functions)
-                if function_id is None:
-                    uri = integration.get("uri")
-                    self.warnings.append(f"{api_id}: {http_method} {path}: integration {uri!r} names no local function")
-                    continue
+                function_id = None
+                if kind == "aws_proxy":
+                    function_id = self._integration_function(str(integration.get("uri", "")), functions)
+                if function_id is None and kind not in ("mock", "http_proxy"):
+                    self.warnings.append(
+                        f"{api_id}: {http_method} {path}: the {kind.upper()} integration {integration.get('uri')!r} "
+                        "names no local function: answers 500 Internal server error"
+                    )
                 timeout = integration.get("timeoutInMillis")
                 routes.append(
                     Route(
                         method=http_method,
                         resource_path=str(path),
-                        function_id=function_id,
+                        function_id=function_id or "",
                         api_id=api_id,
                         operation_name=operation.get("operationId"),
                         timeout_ms=int(timeout) if timeout is not None else None,
                         api_key_required=_needs_api_key(operation.get("security", definition.get("security")), keys),
                         security=operation.get("security", definition.get("security")),
+                        integration=None if function_id else integration,
                     )
                 )
         return routes
@@ -453,6 +461,7 @@ def _deduplicate(api: Api, warnings: list[str]) -> list[Route]:
                 api_key_required=previous.api_key_required or route.api_key_required,
                 auth=previous.auth or route.auth,
                 security=previous.security if previous.security is not None else route.security,
+                integration=previous.integration or route.integration,
             )
     return list(seen.values())
 
