@@ -1,5 +1,8 @@
 """The inference API: POST /predict, POST /object_detection, GET /models, GET /models/{name}, GET /health.
 
+Routes are declared on `app`, a Powertools `Router` (`@app.get(...)`, `@app.post(...)`, `@app.exception_handler`),
+and served to REST (v1), HTTP API (v2) and Function URL events alike by `resolvers` (lambda_vision.resolvers).
+
 Everything that lasts across requests (settings, the model registry, ONNX Runtime sessions) is created once
 per container, at start-up; the default models are loaded during the init phase unless PRELOAD_MODELS=false,
 in a background thread started before anything else is imported (init_phase.py). With SnapStart, the
@@ -21,9 +24,12 @@ import time
 import warnings
 from http import HTTPStatus
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler import CORSConfig, Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
@@ -41,6 +47,7 @@ from lambda_vision.models import LoadedModel, ModelStore
 from lambda_vision.pipeline import DetectionParameters, ImageResult, Pipeline
 from lambda_vision.registry import ModelRegistry, Task
 from lambda_vision.render import IMAGE_FORMATS, ImageTooLargeError, draw_detections, encode, encode_to_fit
+from lambda_vision.resolvers import ProxyResolvers
 from lambda_vision.responses import JSON, acceptable, delivered_as_binary, error_response, json_response, negotiate
 from lambda_vision.settings import LAMBDA_PAYLOAD_LIMIT
 
@@ -62,7 +69,9 @@ cors = (
     if settings.cors_allow_origin
     else None
 )
-app = APIGatewayRestResolver(enable_validation=True, cors=cors)
+# The application's routes; every event shape is resolved against them (a new route is declared on `app`).
+app = Router()  # type: ignore[no-untyped-call]  # Powertools leaves Router.__init__ unannotated
+resolvers = ProxyResolvers(app, cors=cors)
 pipeline = Pipeline(
     UrlFetcher(FetchPolicy.from_settings(settings)), settings.max_image_pixels, settings.max_request_pixels
 )
@@ -89,7 +98,10 @@ def load_default_models() -> dict[str, str]:
 
 
 def request_id() -> str | None:
-    return app.current_event.request_context.request_id
+    # requestContext.requestId in v1, v2 and Function URL events alike
+    context = app.current_event.get("requestContext") or {}
+    value = context.get("requestId")
+    return value if isinstance(value, str) else None
 
 
 def model_reference(model: LoadedModel) -> dict[str, str]:
@@ -336,7 +348,7 @@ def health() -> Response[str]:
     return json_response(HTTPStatus.OK, {"status": "ready", "models": loaded, "version": __version__})
 
 
-app.include_router(jobs_router)
+resolvers.include(jobs_router)
 
 
 @app.exception_handler(ApiError)
@@ -369,12 +381,20 @@ def handle_invalid_parameters(error: RequestValidationError) -> Response[str]:
 
 
 def repeated_query_parameters() -> dict[str, int]:
-    """Query parameters given more than once, with their counts (API Gateway keeps them all in multiValue*)."""
-    values = app.current_event.multi_value_query_string_parameters or {}
+    """Query parameters given more than once, with their counts (v1 events keep them all in multiValue*;
+    v2 events join them with commas, so the raw query string is counted)."""
+    event = app.current_event
+    raw = event.get("rawQueryString")
+    if isinstance(raw, str):
+        counts: dict[str, int] = {}
+        for name, _ in parse_qsl(raw, keep_blank_values=False):
+            counts[name] = counts.get(name, 0) + 1
+        return {name: count for name, count in counts.items() if count > 1}
+    values = event.get("multiValueQueryStringParameters") or {}
     return {name: len(given) for name, given in values.items() if len(given) > 1}
 
 
-@app.not_found
+@app.exception_handler(NotFoundError)
 def handle_not_found(_: Exception) -> Response[str]:
     event = app.current_event
     return error_response(
@@ -399,7 +419,7 @@ def handle_unexpected(error: Exception) -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics(capture_cold_start_metric=True, raise_on_empty_metrics=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(without_empty_query_parameters(event), context)
+    return resolvers.resolve(without_empty_query_parameters(event), context)
 
 
 def without_empty_query_parameters(event: dict[str, Any]) -> dict[str, Any]:
@@ -415,7 +435,7 @@ def without_empty_query_parameters(event: dict[str, Any]) -> dict[str, Any]:
 def openapi_schema() -> dict[str, Any]:
     """The OpenAPI 3 document of this API, request bodies included (swagger.yaml is generated from it)."""
     document: dict[str, Any] = json.loads(
-        app.get_openapi_json_schema(
+        resolvers.rest.get_openapi_json_schema(
             title="lambda-vision",
             version=__version__,
             summary="Image classification and object detection with ONNX Runtime on AWS Lambda",

@@ -81,6 +81,8 @@ class Route:
     # An OpenAPI integration that names no local function (MOCK, HTTP, an unknown Lambda): the gateway
     # answers it as API Gateway would; function_id is then empty.
     integration: Mapping[str, Any] | None = None
+    # HTTP APIs: the integration's payload format, "2.0" (the v2 event) or "1.0" (the REST-shaped event).
+    payload_format_version: str = "1.0"
 
 
 @dataclass
