@@ -213,12 +213,7 @@ def test_globals_parameters_and_conditions_shape_each_function(folder: Path) -> 
         (
             "Resources:\n  F:\n    Type: AWS::Serverless::Function\n"
             "    Properties: {CodeUri: missing/, Handler: app.handler, Runtime: python3.13}\n",
-            "is not a directory",
-        ),
-        (
-            "Resources:\n  F:\n    Type: AWS::Serverless::Function\n"
-            "    Properties: {CodeUri: {Bucket: b, Key: k}, Handler: app.handler, Runtime: python3.13}\n",
-            "only a local CodeUri",
+            "is not a directory or a .zip file",
         ),
     ],
 )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import re
 import signal
@@ -45,7 +46,7 @@ from samlocal.provision import ProvisionError
 from samlocal.reloader import Reloader
 from samlocal.resources import ResourceReader
 from samlocal.sandbox import EnvVarsError, OptDirs, read_env_vars
-from samlocal.template import Route, Stack, read_stack
+from samlocal.template import DEFAULT_ROUTE, HTTP, Function, Route, Stack, read_stack
 from samlocal.workers import DEFAULT_IDLE_TIMEOUT as DEFAULT_ENVIRONMENT_IDLE_TIMEOUT
 from samlocal.workers import DEFAULT_MAX_CONCURRENCY, FunctionPool, Watchdog
 
@@ -326,33 +327,25 @@ class LocalApi:
     def __init__(self, args: argparse.Namespace, console: Console) -> None:
         self.args = args
         self.console = console
-        overrides = _parameter_overrides(args.parameter_overrides)
-        resources = ResourceReader(args.template, overrides)
+        self.parameter_overrides = _parameter_overrides(args.parameter_overrides)
+        resources = ResourceReader(args.template, self.parameter_overrides)
         self.aws: LocalAws | None = None
         if resources.needs_endpoint and not args.no_aws:
             self.aws = LocalAws(resources, port=args.aws_port, region=args.region or REGION, console=console)
-        self.stack = read_stack(args.template, overrides, self.aws.physical if self.aws else None)
+        self.stack = self._read_stack()
         env_vars = platform_env_vars(args)
         if self.aws:  # the local endpoint, below --env-vars
             env_vars = {**env_vars, "Parameters": {**self.aws.function_environment(), **env_vars.get("Parameters", {})}}
+        self.env_vars = env_vars
         self.opt_dirs = OptDirs()
         limits = _concurrency_limits(args.max_concurrency, self.stack)
         self.memory_watcher = MemoryWatcher()
         self.pools = {
-            logical_id: FunctionPool(
-                function,
-                size=limits[logical_id][0],
-                reason=limits[logical_id][1],
-                opt_dir=self.opt_dirs.build(function),
-                env_vars=env_vars,
-                console=console,
-                memory_limit=not args.no_memory_limit,
-                idle_timeout=args.environment_idle_timeout,
-                keep_warm=1 if args.warm_containers == "eager" else 0,
-                watcher=self.memory_watcher,
-            )
+            logical_id: self._new_pool(function, limits[logical_id])
             for logical_id, function in self.stack.functions.items()
         }
+        self.retired: list[FunctionPool] = []  # pools of replaced functions, closed once their work is done
+        self._reload_lock = threading.Lock()
         self.watchdog = Watchdog(self.pools.values())
         if self.aws:
             self.aws.connect(self.stack, self.pools)
@@ -360,19 +353,40 @@ class LocalApi:
         self.server = GatewayServer(
             args.host,
             args.port,
-            lambda port: Gateway(
-                self.stack,
-                self.pools,
-                console,
-                port=port,
-                integration_timeout=args.integration_timeout,
-                disable_authorizer=bool(args.disable_authorizer),
-            ),
+            self._gateway,
             idle_timeout=args.connection_idle_timeout,
             max_connections=args.max_connections,
         )
         self.port: int = self.server.server_address[1]
         self._thread: threading.Thread | None = None
+
+    def _read_stack(self) -> Stack:
+        return read_stack(self.args.template, self.parameter_overrides, self.aws.physical if self.aws else None)
+
+    def _new_pool(self, function: Function, limit: tuple[int, str]) -> FunctionPool:
+        return FunctionPool(
+            function,
+            size=limit[0],
+            reason=limit[1],
+            opt_dir=self.opt_dirs.build(function),
+            env_vars=self.env_vars,
+            console=self.console,
+            memory_limit=not self.args.no_memory_limit,
+            idle_timeout=self.args.environment_idle_timeout,
+            keep_warm=1 if self.args.warm_containers == "eager" else 0,
+            watcher=self.memory_watcher,
+        )
+
+    def _gateway(self, port: int) -> Gateway:
+        """The gateway for the current stack and pools (a new one after each template reload)."""
+        return Gateway(
+            self.stack,
+            self.pools,
+            self.console,
+            port=port,
+            integration_timeout=self.args.integration_timeout,
+            disable_authorizer=bool(self.args.disable_authorizer),
+        )
 
     @property
     def url(self) -> str:
@@ -384,13 +398,19 @@ class LocalApi:
         lines += [f"  warning: {warning}" for warning in self.stack.warnings]
         lines += [f"  warning: {warning}" for warning in self.server.gateway.warnings]
         lines += [f"  warning: {option} has no effect: there are no containers" for option in self.args.ignored_options]
+        if self.stack.not_served:
+            lines.append("  Not served (and what happens instead):")
+            lines += [f"    {item}" for item in self.stack.not_served]
         for api in self.stack.apis.values():
-            lines.append(
-                f"  {api.logical_id} (stage {api.stage_name}, binary media types: "
-                f"{', '.join(api.binary_media_types) or 'none'})"
-            )
+            if api.kind == HTTP:
+                lines.append(f"  {api.logical_id} (HTTP API, stage {api.stage_name})")
+            else:
+                lines.append(
+                    f"  {api.logical_id} (stage {api.stage_name}, binary media types: "
+                    f"{', '.join(api.binary_media_types) or 'none'})"
+                )
             lines += [
-                f"    {route.method:<7} {self.url}{route.resource_path}  ->  {_target(route)}"
+                f"    {route.method:<7} {_route_target(self.url, route.resource_path)}  ->  {_target(route)}"
                 f"{self.server.gateway.describe_route(route)}"
                 for route in sorted(api.routes, key=lambda route: (route.resource_path, route.method))
             ]
@@ -410,14 +430,7 @@ class LocalApi:
     def start(self) -> None:
         self.watchdog.start()
         if not self.args.no_reload:
-            for logical_id, pool in self.pools.items():
-                function = pool.function
-                # A requirements layer's packages come from the virtual environment: nothing there to watch.
-                roots = [function.code_dir] + [
-                    layer.content_dir for layer in function.layers if not layer.provides_requirements
-                ]
-                self.reloader.watch(logical_id, roots, self._reload_callback(pool))
-            self.reloader.watch("template", [self.stack.template_path], self._template_changed)
+            self._watch_stack()
             self.reloader.start()
         if self.args.warm_containers == "eager":
             for pool in self.pools.values():
@@ -434,8 +447,74 @@ class LocalApi:
 
         return reload
 
+    def _watch_stack(self) -> None:
+        """Watches each function's code and layers, and every file the stack was read from."""
+        for name in [name for name in self.reloader.watched if name not in self.pools]:
+            self.reloader.unwatch(name)
+        for logical_id, pool in self.pools.items():
+            function = pool.function
+            # A requirements layer's packages come from the virtual environment: nothing there to watch.
+            roots = [function.code_dir] + [
+                layer.content_dir for layer in function.layers if not layer.provides_requirements
+            ]
+            self.reloader.watch(logical_id, roots, self._reload_callback(pool))
+        self.reloader.watch(_TEMPLATE_WATCH, self.stack.sources or [self.stack.template_path], self._template_changed)
+
     def _template_changed(self) -> None:
-        self.console.info(f"{self.stack.template_path.name} changed: restart to apply routes and settings")
+        name = self.stack.template_path.name
+        try:
+            stack = self._read_stack()
+        except TemplateError as error:
+            self.console.info(f"{name} changed but cannot be served; the previous version is kept: {error}")
+            return
+        self.console.info(f"{name} changed: {self.apply_stack(stack)}")
+
+    def apply_stack(self, stack: Stack) -> str:
+        """Serves a re-read stack: new pools for new or changed functions, the routes rebuilt; what changed."""
+        with self._reload_lock:
+            previous_stack, previous_pools = self.stack, self.pools
+            try:
+                limits = _concurrency_limits(self.args.max_concurrency, stack)
+            except SystemExit:  # --pool-size names a function the template no longer has
+                limits = _concurrency_limits([item for item in self.args.max_concurrency if "=" not in item], stack)
+            pools: dict[str, FunctionPool] = {}
+            changes: list[str] = []
+            for logical_id, function in stack.functions.items():
+                pool = previous_pools.get(logical_id)
+                if pool is not None and pool.function == function:
+                    pools[logical_id] = pool
+                    continue
+                pools[logical_id] = self._new_pool(function, limits[logical_id])
+                if pool is None:
+                    changes.append(f"{logical_id} added")
+                else:
+                    changes.append(f"{logical_id} restarts ({', '.join(_differences(pool.function, function))})")
+            gone = [pool for logical_id, pool in previous_pools.items() if logical_id not in stack.functions]
+            changes += [f"{pool.function.logical_id} removed" for pool in gone]
+            replaced = [pool for logical_id, pool in previous_pools.items() if pools.get(logical_id) is not pool]
+            self.stack, self.pools = stack, pools
+            self.watchdog.pools = list(pools.values()) + self.retired + replaced
+            self.server.gateway = self._gateway(self.port)  # one assignment: requests in flight finish as they began
+            for pool in replaced:
+                self._retire(pool)
+            if not self.args.no_reload:
+                self._watch_stack()
+            changes += _route_changes(previous_stack, stack)
+            return "; ".join(changes) if changes else "nothing to apply"
+
+    def _retire(self, pool: FunctionPool) -> None:
+        """Idle environments stop now; the pool closes once a running invocation has had its full timeout."""
+        self.retired.append(pool)
+        pool.reload(warm=False)
+
+        def close() -> None:
+            pool.close()
+            with contextlib.suppress(ValueError):
+                self.retired.remove(pool)
+
+        timer = threading.Timer(pool.function.timeout + 1.0, close)
+        timer.daemon = True
+        timer.start()
 
     def stop(self, grace: float = 0.0, interrupted: threading.Event | None = None) -> int:
         """Drains the server (requests in flight get up to `grace` seconds), then stops every environment;
@@ -445,7 +524,7 @@ class LocalApi:
         if self.aws:
             self.aws.stop()
         self.watchdog.stop()
-        for pool in self.pools.values():
+        for pool in [*self.pools.values(), *self.retired]:
             pool.close()
         if unanswered:  # their functions were stopped: they answer 502 now
             self.server.wait_answered(1.0)
@@ -459,6 +538,31 @@ def _target(route: Route) -> str:
     if route.integration is not None:
         return Integration.read(route.integration).describe()
     return route.function_id
+
+
+_TEMPLATE_WATCH = "\0template"  # cannot clash with a function's logical id
+
+
+def _route_target(url: str, resource_path: str) -> str:
+    # an HTTP API's $default route takes every request no other route matches: it has no URL of its own
+    return resource_path if resource_path == DEFAULT_ROUTE else f"{url}{resource_path}"
+
+
+def _differences(before: Function, after: Function) -> list[str]:
+    """What changed in a function, by field name (handler, environment, code_dir...)."""
+    return [
+        item.name for item in dataclasses.fields(Function) if getattr(before, item.name) != getattr(after, item.name)
+    ]
+
+
+def _route_changes(before: Stack, after: Stack) -> list[str]:
+    def keys(stack: Stack) -> set[tuple[str, str, str]]:
+        return {(route.method, route.resource_path, route.function_id) for route in stack.routes}
+
+    old, new = keys(before), keys(after)
+    return [f"+ {method} {path} -> {function}" for method, path, function in sorted(new - old)] + [
+        f"- {method} {path} -> {function}" for method, path, function in sorted(old - new)
+    ]
 
 
 def _relative(path: Path) -> str:

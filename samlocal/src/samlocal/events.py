@@ -331,3 +331,4 @@ MISSING_AUTHENTICATION_TOKEN = GatewayError(
 INTERNAL_SERVER_ERROR = GatewayError(502, b'{"message": "Internal server error"}', "InternalServerErrorException")
 ENDPOINT_TIMED_OUT = GatewayError(504, b'{"message": "Endpoint request timed out"}')
 REQUEST_TOO_LONG = GatewayError(413, b'{"message":"Request Too Long"}')
+NOT_FOUND = GatewayError(404, b'{"message":"Not Found"}')  # an HTTP API's answer when no route matches

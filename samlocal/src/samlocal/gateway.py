@@ -62,11 +62,10 @@ from samlocal.events import (
     MalformedProxyResponseError,
     RequestIds,
     api_id,
-    build_event,
     encode_event,
-    proxy_response,
 )
 from samlocal.gateway_responses import ErrorContext, GatewayResponses, ResponseType, read_customizations
+from samlocal.integration import integration_event, integration_response
 from samlocal.integrations import (
     BackendTimeoutError,
     BackendUnreachableError,
@@ -128,7 +127,7 @@ class Gateway:
         elif self.guards:
             self.warnings += startup_warnings(self.guards.values())
         self.authorization = Authorization()
-        self.routes = RouteTable(stack.routes)
+        self.routes = RouteTable.for_stack(stack)
 
     def _configure(self, api: Api) -> None:
         if api.kind == "REST":
@@ -183,6 +182,8 @@ class Gateway:
 
     def _route(self, request: HttpRequest, received: float, ids: RequestIds, match: Match | None) -> HttpResponse:
         if match is None:
+            if self.routes.no_route.status == 404:  # an HTTP API: 404 Not Found
+                return self.routes.no_route.response()
             return self._refuse(None, responses.MISSING_AUTHENTICATION_TOKEN, request, ids)
         route = match.route
         api = self.apis[route.api_id]
@@ -250,14 +251,14 @@ class Gateway:
             self.console.info(f"{route.function_id}: function error {outcome.error_type}: {_shorten(outcome.payload)}")
             return self._refuse(api, responses.LAMBDA_ERROR, request, ids, match)
         try:
-            return proxy_response(outcome.payload, request.header("Accept"), api.binary_media_types)
+            return integration_response(outcome.payload, request, route=route, api=api)
         except MalformedProxyResponseError as error:
             self.console.info(f"{route.function_id}: Malformed Lambda proxy response: {error}")
             return self._refuse(api, responses.LAMBDA_ERROR, request, ids, match)
 
     def _event(self, request: HttpRequest, api: Api, match: Match, ids: RequestIds) -> dict[str, Any]:
         """The function's event; a REQUEST authorizer's event is derived from it."""
-        return build_event(
+        return integration_event(
             request, route=match.route, api=api, path_parameters=match.path_parameters, ids=ids, port=self.port
         )
 

@@ -1,10 +1,11 @@
 """CloudFormation templates as data: YAML with short-form intrinsics, and the intrinsics resolved locally.
 
 Only what a local run needs is resolved: parameters (defaults or overrides), pseudo parameters, mappings,
-conditions, `Fn::Sub`/`Join`/`Select`/`Split`/`If`/`FindInMap`/`Base64`, `Ref` and `Fn::GetAtt` to
-resources (a resource created locally resolves to its physical name, URL or ARN; any other to a stable
-placeholder: its logical id, or a fake ARN naming it) and the `AWS::Include` transform for local files.
-Anything else is left as it is.
+conditions, `Fn::Sub`/`Join`/`Select`/`Split`/`If`/`FindInMap`/`Base64`, `Fn::Length`/`Fn::ToJsonString`
+(AWS::LanguageExtensions), `Ref` and `Fn::GetAtt` to resources (a resource created locally resolves to its
+physical name, URL or ARN; any other to a stable placeholder: its logical id, or a fake ARN naming it) and the
+`AWS::Include` transform for local files. `Fn::ImportValue`, `Fn::GetAZs` and `Fn::Cidr` have no local value:
+they become their JSON text, and each use is recorded in `unresolved` so the emulator can say so.
 """
 
 from __future__ import annotations
@@ -114,6 +115,9 @@ class Resolver:
         self.resources: Mapping[str, Any] = template.get("Resources") or {}
         self.mappings: Mapping[str, Any] = template.get("Mappings") or {}
         self.warnings: list[str] = []
+        # Intrinsics without a local value, as "Fn::ImportValue SharedVpc": what the start-up listing reports.
+        self.unresolved: set[str] = set()
+        self.included: list[Path] = []  # files read through AWS::Include
         self.parameters = self._parameter_values(template.get("Parameters") or {}, parameter_overrides or {})
         self._attribute = attribute or self.placeholder_attribute
         self._conditions: dict[str, bool] = {}
@@ -252,11 +256,24 @@ class Resolver:
         return self.condition(str(argument))
 
     def _fn_find_in_map(self, argument: Any) -> Any:
-        name, first, second = self.resolve(argument)[:3]
+        resolved = self.resolve(argument)
+        name, first, second = resolved[:3]
         try:
             return self.mappings[name][first][second]
         except (KeyError, TypeError) as error:
+            # AWS::LanguageExtensions adds a fourth argument: {DefaultValue: ...}
+            if len(resolved) > 3 and isinstance(resolved[3], Mapping) and "DefaultValue" in resolved[3]:
+                return resolved[3]["DefaultValue"]
             raise TemplateError(f"Fn::FindInMap: no {name}/{first}/{second} in Mappings") from error
+
+    def _fn_length(self, argument: Any) -> Any:
+        items = self.resolve(argument)
+        if not isinstance(items, list):
+            raise TemplateError(f"Fn::Length needs a list, got {items!r}")
+        return len(items)
+
+    def _fn_to_json_string(self, argument: Any) -> Any:
+        return json.dumps(self.resolve(argument), separators=(",", ":"), default=str)
 
     def _fn_base64(self, argument: Any) -> Any:
         return base64.b64encode(str(self.resolve(argument)).encode()).decode()
@@ -268,10 +285,22 @@ class Resolver:
         location = str((argument.get("Parameters") or {}).get("Location", ""))
         if location.startswith("s3://") or not location:
             raise TemplateError(f"AWS::Include from {location or '(no Location)'}: only local files can be served")
+        self.included.append((self.base_dir / location).resolve())
         return self.resolve(load_document(self.base_dir / location))
 
-    def _fn_unresolved(self, argument: Any) -> Any:
-        return json.dumps(argument, default=str)
+    def _unresolved(self, function: str, argument: Any) -> Any:
+        shown = argument if isinstance(argument, str) else json.dumps(argument, default=str)
+        self.unresolved.add(f"{function} {shown}")
+        return json.dumps({function: argument}, default=str)
+
+    def _fn_import_value(self, argument: Any) -> Any:
+        return self._unresolved("Fn::ImportValue", self.resolve(argument))
+
+    def _fn_get_azs(self, argument: Any) -> Any:
+        return self._unresolved("Fn::GetAZs", self.resolve(argument))
+
+    def _fn_cidr(self, argument: Any) -> Any:
+        return self._unresolved("Fn::Cidr", self.resolve(argument))
 
     _functions: Mapping[str, Callable[[Resolver, Any], Any]] = {
         "Ref": _fn_ref,
@@ -289,7 +318,9 @@ class Resolver:
         "Fn::FindInMap": _fn_find_in_map,
         "Fn::Base64": _fn_base64,
         "Fn::Transform": _fn_transform,
-        "Fn::ImportValue": _fn_unresolved,
-        "Fn::GetAZs": _fn_unresolved,
-        "Fn::Cidr": _fn_unresolved,
+        "Fn::Length": _fn_length,
+        "Fn::ToJsonString": _fn_to_json_string,
+        "Fn::ImportValue": _fn_import_value,
+        "Fn::GetAZs": _fn_get_azs,
+        "Fn::Cidr": _fn_cidr,
     }

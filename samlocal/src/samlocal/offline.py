@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from samlocal.events import HttpRequest, RequestIds, build_event
+from samlocal.events import HttpRequest, RequestIds
+from samlocal.integration import integration_event
 from samlocal.routing import RouteTable
 from samlocal.template import read_stack
 
@@ -15,7 +16,7 @@ from samlocal.template import read_stack
 class EventFactory:
     def __init__(self, template: Path, parameter_overrides: Mapping[str, str] | None = None) -> None:
         self.stack = read_stack(template, parameter_overrides)
-        self.routes = RouteTable(self.stack.routes)
+        self.routes = RouteTable.for_stack(self.stack)
 
     def event(
         self,
@@ -35,7 +36,7 @@ class EventFactory:
         if match is None:
             raise ValueError(f"the template has no route for {method} {path}")
         request = HttpRequest(method, path, query, list(headers), body, source_ip)
-        return build_event(
+        return integration_event(
             request,
             route=match.route,
             api=self.stack.apis[match.route.api_id],

@@ -1,17 +1,20 @@
-"""Which route a request takes, as API Gateway REST resolves resources.
+"""Which route a request takes, as API Gateway resolves resources (REST APIs) and route keys (HTTP APIs).
 
 A path is matched segment by segment against each resource path: a literal segment beats a `{param}`,
-which beats a greedy `{param+}` (one or more trailing segments). The most specific resource that matches
-wins; then its method, else its ANY method. No match answers 403 Missing Authentication Token, as a REST
-API does for an unknown route or method. Path parameter values stay percent-encoded, as REST APIs send them.
+which beats a greedy `{param+}` (one or more trailing segments). REST APIs: the most specific resource that
+matches wins; then its method, else its ANY method; no match answers 403 Missing Authentication Token.
+HTTP APIs: the most specific route whose path and method (or ANY) match wins, a less specific one is tried
+when a more specific path has no such method, then the `$default` route; no match answers 404 Not Found.
+Path parameter values stay percent-encoded, as API Gateway sends them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 
-from samlocal.template import ANY_METHOD, Route
+from samlocal.events import MISSING_AUTHENTICATION_TOKEN, NOT_FOUND, GatewayError
+from samlocal.template import ANY_METHOD, DEFAULT_ROUTE, HTTP, Route, Stack
 
 _LITERAL, _PARAMETER, _GREEDY = 0, 1, 2
 
@@ -70,8 +73,8 @@ def _parse_segment(part: str) -> _Segment:
     return _Segment(_LITERAL, part)
 
 
-class RouteTable:
-    """The routes of every API served, looked up by method and request path."""
+class _Resources:
+    """The resource paths of one kind of API, most specific first."""
 
     def __init__(self, routes: Iterable[Route]) -> None:
         resources: dict[str, _Resource] = {}
@@ -85,21 +88,41 @@ class RouteTable:
             key=lambda resource: resource.specificity,
         )
 
-    def match(self, method: str, path: str) -> Match | None:
-        resource, parameters = self._resource(path)
-        if resource is None:
-            return None
-        route = resource.methods.get(method) or resource.methods.get(ANY_METHOD)
-        return Match(route, parameters) if route is not None else None
-
-    def _resource(self, path: str) -> tuple[_Resource | None, dict[str, str]]:
+    def matching(self, path: str) -> Iterator[tuple[_Resource, dict[str, str]]]:
         normalized = path if path == "/" else path.rstrip("/") or "/"
         static = self._static.get(normalized)
         if static is not None:
-            return static, {}
+            yield static, {}
         parts = _split(normalized)
         for resource in self._dynamic:
             parameters = resource.match(parts)
             if parameters is not None:
-                return resource, parameters
-        return None, {}
+                yield resource, parameters
+
+
+class RouteTable:
+    """The routes of every API served, looked up by method and request path."""
+
+    def __init__(self, routes: Iterable[Route], http_api_ids: Collection[str] = ()) -> None:
+        routes = list(routes)
+        self._rest = _Resources(route for route in routes if route.api_id not in http_api_ids)
+        http_routes = [route for route in routes if route.api_id in http_api_ids]
+        self._http = _Resources(route for route in http_routes if route.resource_path != DEFAULT_ROUTE)
+        self._default = next((route for route in http_routes if route.resource_path == DEFAULT_ROUTE), None)
+        serves_rest = any(route.api_id not in http_api_ids for route in routes)
+        # What a request matching no route gets: API Gateway REST says 403, HTTP APIs 404.
+        self.no_route: GatewayError = MISSING_AUTHENTICATION_TOKEN if serves_rest or not routes else NOT_FOUND
+
+    @classmethod
+    def for_stack(cls, stack: Stack) -> RouteTable:
+        return cls(stack.routes, {api.logical_id for api in stack.apis.values() if api.kind == HTTP})
+
+    def match(self, method: str, path: str) -> Match | None:
+        for resource, parameters in self._rest.matching(path):
+            route = resource.methods.get(method) or resource.methods.get(ANY_METHOD)
+            return Match(route, parameters) if route is not None else None
+        for resource, parameters in self._http.matching(path):
+            route = resource.methods.get(method) or resource.methods.get(ANY_METHOD)
+            if route is not None:
+                return Match(route, parameters)
+        return Match(self._default, {}) if self._default is not None else None
