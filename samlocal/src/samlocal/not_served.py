@@ -84,7 +84,6 @@ _NO_XRAY = "ignored: no X-Ray tracing locally"
 _LOCAL_ADDRESS = "ignored: the API is served on the local address"
 FUNCTION_PROPERTY_NOTES: Mapping[str, str] = {
     "ProvisionedConcurrencyConfig": "ignored: environments start on demand",
-    "ReservedConcurrentExecutions": "ignored: see --pool-size for local concurrency",
     "AutoPublishAlias": "ignored: the current code is served",
     "AutoPublishAliasAllProperties": "ignored: the current code is served",
     "AutoPublishCodeSha256": "ignored: the current code is served",
@@ -128,6 +127,7 @@ FUNCTION_PROPERTIES_SERVED = frozenset(
         "Description",
         "Tags",
         "PropagateTags",
+        "ReservedConcurrentExecutions",
     }
 )
 

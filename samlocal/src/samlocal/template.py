@@ -245,8 +245,8 @@ class TemplateReader:
                 function = self._function(logical_id, properties, layers, self._sam_code)
             else:
                 function = self._function(logical_id, properties, layers, self._cloudformation_code(resource))
-            self.not_served.function_properties(logical_id, properties)
             if function is not None:
+                self.not_served.function_properties(logical_id, properties)
                 functions[function.logical_id] = function
                 self.function_ids[logical_id] = function.logical_id
                 function_events[logical_id] = properties.get("Events") or {}
@@ -688,11 +688,11 @@ class TemplateReader:
         apis: dict[str, Api] = {}
         for logical_id, resource in http_apis.items():
             properties = self.resolver.resolve(resource.get("Properties") or {})
-            self.not_served.api_properties(logical_id, properties)
             protocol = str(properties.get("ProtocolType", "HTTP")).upper()
             if protocol != "HTTP":
                 self.not_served.add(logical_id, f"not served: ProtocolType {protocol}; only HTTP APIs are")
                 continue
+            self.not_served.api_properties(logical_id, properties)
             stage_name, variables = stages.get(logical_id, (HTTP_DEFAULT_STAGE, {}))
             api = self._http_api(logical_id, {**properties, "StageName": stage_name, "StageVariables": variables})
             api.definition = self._definition(logical_id, properties)
@@ -864,16 +864,18 @@ def read_stack(
     return TemplateReader(template_path, parameter_overrides, physical).read()
 
 
+def _reserved_concurrency(logical_id: str, properties: Mapping[str, Any]) -> int | None:
+    value = properties.get("ReservedConcurrentExecutions")
+    if value is None:
+        return None
+    return int(_number(value, f"{logical_id}.ReservedConcurrentExecutions"))
+
+
 if __name__ == "__main__":  # pragma: no cover - a quick look at what a template serves
     stack = read_stack(Path(sys.argv[1] if len(sys.argv) > 1 else "template.yaml"))
     for route in stack.routes:
         print(route.method, route.resource_path, "->", route.function_id)
     for warning in stack.warnings:
         print("warning:", warning)
-
-
-def _reserved_concurrency(logical_id: str, properties: Mapping[str, Any]) -> int | None:
-    value = properties.get("ReservedConcurrentExecutions")
-    if value is None:
-        return None
-    return int(_number(value, f"{logical_id}.ReservedConcurrentExecutions"))
+    for item in stack.not_served:
+        print("not served:", item)

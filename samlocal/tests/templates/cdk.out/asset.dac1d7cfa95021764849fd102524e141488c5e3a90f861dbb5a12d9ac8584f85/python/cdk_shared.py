@@ -1,0 +1,1 @@
+NAME = "from the CDK layer"
