@@ -53,7 +53,7 @@ def _routed_function(stack: Stack, event: Any) -> str | None:
     for route in stack.routes:  # the template's own resource path, as API Gateway writes it in `resource`
         if route.resource_path == path and route.method in (method.upper(), "ANY"):
             return route.function_id
-    match = RouteTable(stack.routes).match(method.upper(), path)
+    match = RouteTable.for_stack(stack).match(method.upper(), path)
     return match.route.function_id if match is not None else None
 
 
