@@ -34,6 +34,8 @@ def test_a_template_with_unsupported_pieces_lists_each_with_what_happens_instead
             Properties: {Definition: {}}
           Queue:
             Type: AWS::SQS::Queue
+          Topic:
+            Type: AWS::SNS::Topic
           Sockets:
             Type: AWS::ApiGatewayV2::Api
             Properties: {ProtocolType: WEBSOCKET, RouteSelectionExpression: $request.body.action}
@@ -54,10 +56,11 @@ def test_a_template_with_unsupported_pieces_lists_each_with_what_happens_instead
         "      Environment:\n",
         "        Variables:\n",
         "          VPC: !ImportValue shared-vpc\n",
-        "          QUEUE_ARN: !GetAtt Queue.Arn\n",
+        "          TOPIC_NAME: !GetAtt Topic.TopicName\n",
         "      Events:\n",
         "        Nightly: {Type: Schedule, Properties: {Schedule: rate(1 day)}}\n",
         "        Jobs: {Type: SQS, Properties: {Queue: !GetAtt Queue.Arn}}\n",
+        "        Stream: {Type: Kinesis, Properties: {Stream: arn:aws:kinesis:us-east-1:123456789012:stream/s}}\n",
         "        Hello: {Type: Api, Properties: {Path: /hello, Method: get}}\n",
     )
 
@@ -66,7 +69,7 @@ def test_a_template_with_unsupported_pieces_lists_each_with_what_happens_instead
     assert list(stack.functions) == ["HelloFunction"]
     assert stack.functions["HelloFunction"].environment == {
         "VPC": '{"Fn::ImportValue": "shared-vpc"}',
-        "QUEUE_ARN": "Queue.Arn",
+        "TOPIC_NAME": "Topic.TopicName",
     }
     assert [(route.method, route.resource_path) for route in stack.routes] == [("GET", "/hello")]
     assert stack.not_served == [
@@ -78,11 +81,11 @@ def test_a_template_with_unsupported_pieces_lists_each_with_what_happens_instead
         "Tracing (HelloFunction): ignored: no X-Ray tracing locally",
         "Sockets: not served: ProtocolType WEBSOCKET; only HTTP APIs are",
         "HelloFunction.Events.Nightly: Type Schedule: not served (no scheduler): invoke the function yourself",
-        "HelloFunction.Events.Jobs: Type SQS: not served (no queue polling locally)",
+        "HelloFunction.Events.Stream: Type Kinesis: not served (no stream polling locally)",
         "AWS::Serverless::StateMachine (Machine): not served (no Step Functions locally)",
-        "AWS::SQS::Queue (Queue): not served",
+        "AWS::SNS::Topic (Topic): not served",
         "Fn::ImportValue shared-vpc: no local value: its JSON text is used instead",
-        "Fn::GetAtt Queue.Arn: no local value: the placeholder text 'Queue.Arn' is used",
+        "Fn::GetAtt Topic.TopicName: no local value: the placeholder text 'Topic.TopicName' is used",
     ]
 
 
