@@ -348,20 +348,39 @@ def test_every_parameter_of_the_function_configuration_publishes_a_new_version()
     # Reserved concurrency belongs to the function, not to a version.
     collect({key: value for key, value in function.items() if key not in {"ReservedConcurrentExecutions", "Events"}})
     description = function["VersionDescription"]["Fn::Sub"]
-    # The job locations leave no room in the description's 256 characters; the role, which is not versioned,
-    # is what enforces them (the job routes' own check of them follows on the next deployment).
-    unversioned = {"InputBucket", "OutputBucket"}
-    assert {name for name in used - unversioned if f"${{{name}}}" not in description} == set()
+    # Each parameter is in the description itself, or in the digest of every value scripts/deploy passes.
+    assert "${ConfigurationDigest}" in description
+    written = {name for name in used if f"${{{name}}}" in description}
+    assert {"Architecture", "MemorySize", "LogLevel"} <= written
+    assert "${SnapStart}" in description  # used through the EnableSnapStart condition
+    secrets = {name for name, spec in TEMPLATE["Parameters"].items() if spec.get("NoEcho")}
+    assert not written & secrets  # a secret is never written in a description
     # The longest description the parameters allow fits Lambda's 256 characters.
     longest = description
-    for name, spec in TEMPLATE["Parameters"].items():
-        values = [str(value) for value in spec.get("AllowedValues", [])] or ["x" * int(spec.get("MaxLength", 5))]
+    for name in written | {"ConfigurationDigest", "SnapStart"}:
+        spec = TEMPLATE["Parameters"][name]
+        values = [str(value) for value in spec.get("AllowedValues", [])] or ["x" * int(spec.get("MaxLength", 16))]
         longest = longest.replace(f"${{{name}}}", max(values, key=len))
     assert "${" not in longest
     assert len(longest) <= 256
-    versions = of_type(deployed(MemorySize="4096").resources(), "AWS::Lambda::Version").values()
-    (version,) = versions
+    (version,) = of_type(deployed(MemorySize="4096").resources(), "AWS::Lambda::Version").values()
     assert "4096MB" in version["Properties"]["Description"]
+
+
+def test_the_deploy_digest_changes_with_any_value_and_reveals_none() -> None:
+    from configuration_digest import configuration_digest  # noqa: PLC0415 - scripts/ is on the test path
+
+    values = {"Architecture": "arm64", "CorsAllowOrigin": ORIGIN, "WebhookSecret": "s3cr3t-value"}
+    digest = configuration_digest(values)
+    assert len(digest) == 16
+    assert "s3cr3t" not in digest
+    for name, value in values.items():
+        assert configuration_digest({**values, name: value + "x"}) != digest, name
+    assert configuration_digest({**values, "ConfigurationDigest": digest}) == digest
+    description = deployed(ConfigurationDigest=digest).resources()
+    (version,) = of_type(description, "AWS::Lambda::Version").values()
+    assert version["Properties"]["Description"].endswith(f"config={digest}")
+    assert "values[PARAMETER] = configuration_digest(values)" in (ROOT / "scripts" / "deploy").read_text()
 
 
 def test_a_new_layer_publishes_a_new_function_version(tmp_path: Path) -> None:
