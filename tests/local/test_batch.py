@@ -27,7 +27,7 @@ from webhook_receiver import Receiver, webhook_receiver
 SECRET = "local-webhook-secret"
 UPRIGHT = rotated_page(0, "JPEG")
 TURNED = rotated_page(90, "JPEG")  # reads as 270
-WORKER_TIMEOUT = 8
+WORKER_TIMEOUT = 20  # seconds: a chunk takes well under it even on a busy machine; /stall/ outlasts it
 LOCAL_URLS = {"URL_ALLOWED_NETWORKS": "127.0.0.0/8"}
 
 
@@ -85,8 +85,11 @@ def gate() -> Iterator[Gate]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, hooks: Receiver, gate: Gate) -> Iterator[LocalApi]:
     log = tmp_path_factory.mktemp("batch") / "console.log"
-    overrides = f"WebhookSecret={SECRET} WorkerTimeout={WORKER_TIMEOUT} WorkQueueVisibilityTimeout=10 MaxReceiveCount=2"
-    worker = {**LOCAL_URLS, "URL_READ_TIMEOUT": "30", "WEBHOOK_BACKOFF_SECONDS": "0.2"}
+    overrides = (
+        f"WebhookSecret={SECRET} WorkerTimeout={WORKER_TIMEOUT} WorkQueueVisibilityTimeout={WORKER_TIMEOUT + 5} "
+        "MaxReceiveCount=2 WorkerBatchSize=1"
+    )
+    worker = {**LOCAL_URLS, "URL_READ_TIMEOUT": "60", "URL_TIMEOUT": "60", "WEBHOOK_BACKOFF_SECONDS": "0.2"}
     env_vars = {"InferenceFunction": LOCAL_URLS, "WorkerFunction": worker, "DeadLetterFunction": worker}
     local = LocalApi(
         ROOT / "template.yaml", log, "--warm-containers", "eager", "--parameter-overrides", overrides,
@@ -224,7 +227,7 @@ def test_a_worker_killed_in_the_middle_of_a_batch(stack: LocalApi, s3: Any, buck
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     gate.opened.set()
-    document = finished(stack, job_id, timeout=120)
+    document = finished(stack, job_id, timeout=240)
     assert document["status"] == "succeeded"
     assert document["counts"] == {"total": 6, "succeeded": 6, "failed": 0, "skipped": 0}
     lines = result_lines(s3, document["output"])
@@ -235,7 +238,7 @@ def test_a_worker_killed_in_the_middle_of_a_batch(stack: LocalApi, s3: Any, buck
 def test_a_message_failing_every_delivery_ends_in_the_dead_letter_queue(stack: LocalApi, s3: Any, gate: Gate) -> None:
     url = f"{gate.url}/stall/slow.jpg"
     job_id = submit(stack, {"input": [url]})
-    document = finished(stack, job_id, timeout=180)
+    document = finished(stack, job_id, timeout=300)
     assert document["status"] == "failed"
     assert document["counts"] == {"total": 1, "succeeded": 0, "failed": 1, "skipped": 0}
     assert "dead-lettered" in document["error"]
