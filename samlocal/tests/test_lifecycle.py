@@ -91,8 +91,14 @@ def test_the_integration_timeout_option_applies_to_every_route(project: Path) ->
         response = api.post("/sleep?seconds=2", json={})
         assert response.status_code == 504
         assert time.monotonic() - started < 1.5
-        # The function runs on after the gateway gave up, as in AWS; its environment is busy meanwhile.
-        assert api.get("/echo").status_code == 200
+        # The function runs on after the gateway gave up, as in AWS; its environment is busy meanwhile, so
+        # another one serves /echo. Its cold start may itself outlast 0.5 s on a busy machine (504, while the
+        # environment goes on initialising): the next request finds it ready.
+        statuses = [api.get("/echo").status_code]
+        while statuses[-1] == 504 and len(statuses) < 20:
+            time.sleep(0.25)
+            statuses.append(api.get("/echo").status_code)
+        assert statuses[-1] == 200, statuses
     finally:
         api.close()
 
