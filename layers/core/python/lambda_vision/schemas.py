@@ -116,7 +116,8 @@ INFERENCE_ERRORS: dict[int, str] = {
     415: "`unsupported_media_type`: a Content-Type other than multipart/form-data, application/json, image/*,"
     " application/octet-stream.",
     422: "`invalid_parameter` (a query parameter or JSON field is invalid, or a query parameter is repeated),"
-    " `too_many_images`, `wrong_model_task`.",
+    " `too_many_images`, `wrong_model_task`; regions (POST /predict): `invalid_region`, `region_empty`,"
+    " `region_outside_image`, `too_many_regions`; POST /embed: `no_embedding`.",
     500: "`internal_error`: an unexpected failure; quote the request id.",
     503: "`model_unavailable`: the model cannot be loaded.",
 }
