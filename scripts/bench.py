@@ -202,11 +202,19 @@ def main() -> None:
         return
 
     page = sample_images.encode(sample_images.render_text_page(), "JPEG", quality=90)
+    photos = {
+        name: sample_images.encode(sample_images.photo_image(name), "JPEG", quality=90)
+        for name in ("chelsea", "coffee", "astronaut")
+    }
     cases = [
         ("layout", "/object_detection", sample_images.large_jpeg(), "1224x1632 JPEG"),
         ("layout", "/object_detection", sample_images.large_jpeg(sideways=True), "1632x1224 JPEG"),
         ("orientation", "/predict", page, "800x1100 JPEG"),
         ("nsfw", "/predict", sample_images.photo(), "512x600 JPEG"),
+        ("imagenet", "/predict", photos["chelsea"], "451x300 JPEG"),
+        ("imagenet", "/embed", photos["coffee"], "600x400 JPEG, POST /embed"),
+        ("faces", "/object_detection", photos["astronaut"], "512x512 JPEG"),
+        ("faces", "/object_detection", sample_images.photo(), "512x600 JPEG"),
     ]
     rows = [bench_model(*case, repeats=args.repeats, warmup=args.warmup) for case in cases]
 

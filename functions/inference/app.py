@@ -36,6 +36,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+import embeddings
+import page
 from jobs import router as jobs_router
 from lambda_vision import __version__, schemas
 from lambda_vision.errors import ApiError, ErrorCode
@@ -45,6 +47,7 @@ from lambda_vision.inputs import ImageInput, header, read_images
 from lambda_vision.jobs import schemas as job_schemas
 from lambda_vision.models import LoadedModel, ModelStore
 from lambda_vision.pipeline import DetectionParameters, ImageResult, Pipeline
+from lambda_vision.regions import check_count, refuse_regions
 from lambda_vision.registry import ModelRegistry, Task
 from lambda_vision.render import IMAGE_FORMATS, ImageTooLargeError, draw_detections, encode, encode_to_fit
 from lambda_vision.resolvers import ProxyResolvers
@@ -169,7 +172,11 @@ ModelName = Annotated[
 @app.post(
     "/predict",
     summary="Classify images",
-    description="Top-k labels for each image of the request, in the order the images were sent.",
+    description=(
+        "Top-k labels for each image of the request, in the order the images were sent. An image that names"
+        " `regions` (boxes in its pixels) is answered per region; with `detector`, each box that detection"
+        " model finds is classified, and answered as a region with the detection's label and score."
+    ),
     responses={
         200: {"description": "One result per image", "content": {JSON: {"model": schemas.InferenceResponse}}},
         **schemas.error_responses(schemas.INFERENCE_ERRORS),
@@ -179,13 +186,33 @@ ModelName = Annotated[
 def predict(
     model: ModelName = None,
     top_k: Annotated[int | None, Query(ge=1, le=1000, description="How many labels to return per image.")] = None,
+    detector: Annotated[
+        str | None, Query(description="Detection model to run first: each box it finds is then classified.")
+    ] = None,
 ) -> Response[str]:
     start = time.perf_counter()
     negotiate(header(app.current_event.headers, "accept"), [JSON])
     loaded = model_store().get_for_task(Task.CLASSIFICATION, model or None)
+    detection_model = model_store().get_for_task(Task.DETECTION, detector) if detector else None
     inputs = request_images()
     k = top_k or loaded.spec.top_k
-    results = pipeline.classify(loaded, inputs, k, deadline=download_deadline())
+    regions = [len(item.regions or ()) for item in inputs]
+    if detection_model is not None:
+        refuse_regions(regions, "POST /predict?detector=")
+        spec = detection_model.spec
+        found = DetectionParameters(spec.score_threshold, spec.iou_threshold, spec.max_detections)
+        results = pipeline.detect_then_classify(
+            detection_model,
+            loaded,
+            inputs,
+            found,
+            top_k=k,
+            max_batch=settings.max_regions,
+            deadline=download_deadline(),
+        )
+        return answer(loaded, {"top_k": k, "detector": spec.name, **found.__dict__}, results, start)
+    check_count(regions, settings.max_regions)
+    results = pipeline.classify_regions(loaded, inputs, k, settings.max_regions, deadline=download_deadline())
     return answer(loaded, {"top_k": k}, results, start)
 
 
@@ -225,6 +252,7 @@ def object_detection(
         media_type = JSON  # API Gateway would hand the client an image as base64 text: answer what it can read
     loaded = model_store().get_for_task(Task.DETECTION, model or None)
     inputs = request_images()
+    refuse_regions([len(item.regions or ()) for item in inputs], "POST /object_detection")
     if media_type != JSON and len(inputs) != 1:
         raise ApiError(
             HTTPStatus.NOT_ACCEPTABLE,
@@ -349,6 +377,8 @@ def health() -> Response[str]:
 
 
 resolvers.include(jobs_router)
+resolvers.include(embeddings.router)
+resolvers.include(page.router)
 
 
 @app.exception_handler(ApiError)
@@ -441,7 +471,7 @@ def openapi_schema() -> dict[str, Any]:
             summary="Image classification and object detection with ONNX Runtime on AWS Lambda",
         )
     )
-    for route in ("/predict", "/object_detection"):
+    for route in ("/predict", "/object_detection", "/embed"):
         document["paths"][route]["post"]["requestBody"] = schemas.REQUEST_BODY
     document["paths"]["/jobs"]["post"]["requestBody"] = job_schemas.REQUEST_BODY
     job_request = job_schemas.JobRequest.model_json_schema(ref_template="#/components/schemas/{model}")

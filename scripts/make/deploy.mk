@@ -30,7 +30,7 @@ swagger-check: $(VENV)/.installed ## Fail when swagger.yaml is not what the app 
 
 # `sam build` for one architecture, without Docker: the layer Makefiles read ARCHITECTURE (SAM CLI does not
 # pass the function's architecture to makefile builds), the template gets the same value as a parameter.
-.aws-sam/build-%/template.yaml: $(SAM_VENV)/.installed $(BUILD_INPUTS)
+.aws-sam/build-%/template.yaml: $(SAM_VENV)/.installed $(MODELS_STAMP) $(BUILD_INPUTS)
 	@test -n "$(filter $*,$(ARCHITECTURES))" || { echo "unknown architecture $*" >&2; exit 1; }
 	ARCHITECTURE=$* $(SAM_RUN) build --template-file template.yaml --build-dir .aws-sam/build-$* \
 		--parameter-overrides Architecture=$*

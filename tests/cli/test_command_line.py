@@ -17,7 +17,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-from sample_images import rotated_page
+from sample_images import encode, photo_image, rotated_page
 from support import EVENTS_DIR, MODELS_DIR, ROOT, serve_directory
 
 COMMAND = Path(sys.executable).parent / "lambda-vision"
@@ -99,12 +99,14 @@ class TestPredict:
             ("turned.jpg", "ok", "270"),
         ]
 
-    def test_detection_parameters_choose_the_detection_default(self, pages: Path) -> None:
-        completed = run("predict", str(pages / "a" / "upright.png"), "--threshold", "0.5", "--max-detections", "3")
+    def test_detection_parameters_choose_the_detection_default(self, tmp_path: Path) -> None:
+        (tmp_path / "astronaut.jpg").write_bytes(encode(photo_image("astronaut"), "JPEG", quality=90))
+        completed = run("predict", str(tmp_path / "astronaut.jpg"), "--threshold", "0.5", "--max-detections", "3")
         assert completed.returncode == 0, completed.stderr
         (result,) = lines(completed.stdout)
         detections = result["detections"]
         assert isinstance(detections, list) and 1 <= len(detections) <= 3
+        assert detections[0]["label"] == "face"
         assert '"max_detections": 3' in completed.stderr
 
     def test_urls_follow_the_api_url_policy(self, pages: Path) -> None:
@@ -190,7 +192,9 @@ class TestModels:
         models_dir.mkdir()
         shutil.copy(MODELS_DIR / "orientation.onnx", models_dir / "orientation.onnx")
         text = (MODELS_DIR / "models.toml").read_text()
-        text = text.replace('layout = "NCHW"\nsize = [224, 224]', 'layout = "NHWC"\nsize = [224, 224]', 1)
+        before, section, orientation = text.partition("[models.orientation]")
+        orientation = orientation.replace('layout = "NCHW"\nsize = [224, 224]', 'layout = "NHWC"\nsize = [224, 224]', 1)
+        text = before + section + orientation
         (models_dir / "models.toml").write_text(text)
         completed = run("models", "check", env={"MODELS_DIR": str(models_dir)})
         assert completed.returncode == 1

@@ -65,8 +65,10 @@ def test_the_function_is_its_own_module_and_the_library_is_the_core_layer(build:
         for path in (ROOT / "functions/inference").glob("*.py")
         if not path.name.startswith("test_") and path.name != "conftest.py"
     )
-    assert function == sources
+    assert function == sorted([*sources, "static"])
     assert "app.py" in function
+    page = build / "InferenceFunction/static/index.html"
+    assert page.read_bytes() == (ROOT / "functions/inference/static/index.html").read_bytes()
 
     def modules(root: Path) -> set[str]:
         return {path.relative_to(root).as_posix() for path in root.rglob("*") if "__pycache__" not in path.parts}

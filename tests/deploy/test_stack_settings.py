@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template(ROOT / "template.yaml")
 SAMCONFIG = tomllib.loads((ROOT / "samconfig.toml").read_text())
 ROUTES = {("post", "/predict"), ("post", "/object_detection"), ("get", "/models"), ("get", "/models/{name}"),
-          ("get", "/health"), ("post", "/jobs"), ("get", "/jobs/{job_id}"), ("delete", "/jobs/{job_id}")}  # fmt: skip
+          ("get", "/health"), ("post", "/jobs"), ("get", "/jobs/{job_id}"), ("delete", "/jobs/{job_id}"),
+          ("post", "/embed"), ("get", "/")}  # fmt: skip
 ORIGIN = "https://app.example.com"
 BATCH_JOB_STATEMENTS = {"JobRecords", "QueueJobs", "CheckJobLocations"}  # tests/deploy/test_batch_template.py
 POOL_ARN = "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbCdEf123"

@@ -19,7 +19,8 @@ FUNCTION = RESOURCES["InferenceFunction"]["Properties"]
 SWAGGER = load_template(ROOT / "swagger.yaml")
 SAMCONFIG = tomllib.loads((ROOT / "samconfig.toml").read_text())
 ROUTES = {("POST", "/predict"), ("POST", "/object_detection"), ("GET", "/models"), ("GET", "/models/{name}"),
-          ("GET", "/health"), ("POST", "/jobs"), ("GET", "/jobs/{job_id}"), ("DELETE", "/jobs/{job_id}")}  # fmt: skip
+          ("GET", "/health"), ("POST", "/jobs"), ("GET", "/jobs/{job_id}"), ("DELETE", "/jobs/{job_id}"),
+          ("POST", "/embed"), ("GET", "/")}  # fmt: skip
 
 
 def swagger_operations() -> Iterator[tuple[str, str, dict[str, Any]]]:

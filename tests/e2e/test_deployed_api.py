@@ -131,6 +131,8 @@ def test_deployed_api_answers_like_the_function(name: str) -> None:
         # The binary answer arrives as bytes (the request's Accept matched a binary media type), not base64.
         with Image.open(io.BytesIO(deployed.body)) as picture:
             assert picture.size == Image.open(io.BytesIO(expected.body)).size
+    elif expected.content_type.startswith("text/html"):
+        assert deployed.body == expected.body  # the page, as text (not a binary media type)
     else:
         assert_same_results(deployed.json, expected.json)
 
@@ -166,6 +168,15 @@ def test_an_unsigned_call_is_refused_when_the_stack_uses_iam() -> None:
     answer = send({"httpMethod": "GET", "path": "/health"}, sign=False)
     assert answer.status == 403
     assert answer.json["error"]["code"] == "MISSING_AUTHENTICATION_TOKEN"
+
+
+def test_the_page_is_served_at_the_stage_root_with_or_without_a_slash() -> None:
+    # The page's URLs are relative to its own: at https://<api>/v1 (no slash) it still calls /v1/models.
+    for path in ("/", ""):
+        answer = send({"httpMethod": "GET", "path": path})
+        assert answer.status == 200
+        assert answer.content_type.startswith("text/html")
+        assert b'location.pathname.endsWith("/")' in answer.body
 
 
 def test_health_is_ready_once_deployed() -> None:

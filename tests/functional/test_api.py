@@ -86,7 +86,7 @@ def test_a_rendered_page_turned_by_a_quarter_is_classified_by_its_orientation(
     turned_counter_clockwise: int, expected: str
 ) -> None:
     body = sample_images.rotated_page(turned_counter_clockwise)
-    answer = invoke(make_events.post("orientation", "/predict", body, "image/png"))
+    answer = invoke(make_events.post("orientation", "/predict", body, "image/png", query=[("model", "orientation")]))
 
     assert answer.status == 200
     (result,) = answer.json["results"]
@@ -206,7 +206,7 @@ def test_boxes_are_in_original_pixels_of_each_image() -> None:
 def test_detection_takes_json_bodies_too() -> None:
     page, layout = sample_images.render_page()
     document = {"images": [{"base64": base64.b64encode(sample_images.encode(page)).decode(), "name": "page.png"}]}
-    event = make_events.post_json("detect_json", "/object_detection", document)
+    event = make_events.post_json("detect_json", "/object_detection", document, query=[("model", "layout")])
 
     answer = invoke(event)
 
@@ -235,8 +235,8 @@ def test_accept_image_jpeg_returns_the_picture_with_its_boxes() -> None:
 
 def test_detection_parameters_narrow_the_results() -> None:
     event = load_event("detect_raw")
-    event["queryStringParameters"] = {"threshold": "0.9", "max_detections": "1"}
-    event["multiValueQueryStringParameters"] = {"threshold": ["0.9"], "max_detections": ["1"]}
+    event["queryStringParameters"] = {"model": "layout", "threshold": "0.9", "max_detections": "1"}
+    event["multiValueQueryStringParameters"] = {"model": ["layout"], "threshold": ["0.9"], "max_detections": ["1"]}
 
     detections = invoke(event).json["results"][0]["detections"]
 
@@ -253,11 +253,13 @@ def test_models_are_listed_with_their_defaults() -> None:
     assert answer.status == 200
     body = answer.json
     assert {m["name"]: m["task"] for m in body["models"]} == {
+        "imagenet": "classification",
+        "faces": "detection",
         "orientation": "classification",
         "layout": "detection",
         "nsfw": "classification",
     }
-    assert body["defaults"] == {"classification": "orientation", "detection": "layout"}
+    assert body["defaults"] == {"classification": "imagenet", "detection": "faces"}
     assert all(len(m["sha256"]) == 64 for m in body["models"])
 
 
@@ -280,7 +282,7 @@ def test_health_is_ready_when_the_default_models_load() -> None:
 
     assert answer.status == 200
     assert answer.json["status"] == "ready"
-    assert answer.json["models"] == {"orientation": "loaded", "layout": "loaded"}
+    assert answer.json["models"] == {"imagenet": "loaded", "faces": "loaded"}
 
 
 # -- Bad input ------------------------------------------------------------------------------------------------
@@ -410,6 +412,7 @@ def test_url_parts_are_fetched_and_keep_their_place(monkeypatch: pytest.MonkeyPa
             ("image", ("page.png", sample_images.rotated_page(0), "image/png")),
             ("url", f"{image_server}/missing.png"),
         ],
+        query=[("model", "orientation")],
     )
 
     results = invoke(event).json["results"]
@@ -426,7 +429,7 @@ def test_url_parts_are_fetched_and_keep_their_place(monkeypatch: pytest.MonkeyPa
 def test_health_is_503_while_a_default_model_cannot_load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     models = app.model_store()
     broken = {
-        name: dataclasses.replace(spec, sha256="0" * 64) if name == "layout" else spec
+        name: dataclasses.replace(spec, sha256="0" * 64) if name == "faces" else spec
         for name, spec in models.registry.specs.items()
     }
     registry = dataclasses.replace(models.registry, specs=broken)
@@ -437,8 +440,8 @@ def test_health_is_503_while_a_default_model_cannot_load(monkeypatch: pytest.Mon
     assert answer.status == 503
     assert answer.json["status"] == "unavailable"
     assert answer.json["error"]["code"] == "model_unavailable"
-    assert "layout" in answer.json["error"]["message"]
-    detect = invoke(load_event("detect_raw"))
+    assert "faces" in answer.json["error"]["message"]
+    detect = invoke(load_event("detect_faces"))
     assert detect.status == 503
     assert detect.error_code == "model_unavailable"
 

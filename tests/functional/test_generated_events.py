@@ -40,7 +40,7 @@ settings.register_profile(
 )
 
 ERROR_CODES = {code.value for code in ErrorCode}
-ROUTES = ["/predict", "/object_detection"]
+ROUTES = ["/predict", "/object_detection", "/embed"]
 OTHER_PATHS = ["/models", "/models/layout", "/models/nope", "/health", "/", "/predict/extra", "/%2e%2e/etc"]
 PARAMETERS = ["model", "top_k", "threshold", "iou", "max_detections", "junk"]
 PARAMETER_VALUES = ["", "1", "0", "-1", "0.5", "2", "1e309", "nan", "layout", "orientation", "nsfw", "a b", "%00"]
@@ -272,6 +272,10 @@ def assert_documented_shape(event: dict[str, Any], response: dict[str, Any]) -> 
     if response.get("isBase64Encoded"):
         assert (status, content_type) in {(200, "image/jpeg"), (200, "image/png")}
         Image.open(io.BytesIO(base64.b64decode(response["body"]))).verify()
+        return
+    if (event["httpMethod"], event["path"], status) == ("GET", "/", 200):
+        assert content_type == "text/html; charset=utf-8"  # the page
+        assert response["body"].startswith("<!doctype html>")
         return
     assert content_type == "application/json"
     body = json.loads(response["body"])

@@ -114,7 +114,8 @@ def test_the_budget_counts_in_request_order_so_a_small_image_after_a_refused_one
     fields = [("image", (f"{index}.png", png, "image/png")) for index in range(5)]
     fields.append(("image", ("page.png", page_png(), "image/png")))
 
-    results = invoke(make_events.post_multipart("budget_order", "/predict", fields)).json["results"]
+    event = make_events.post_multipart("budget_order", "/predict", fields, query=[("model", "orientation")])
+    results = invoke(event).json["results"]
 
     assert [r["status"] for r in results] == ["ok"] * 4 + ["error", "ok"]
     assert results[5]["predictions"][0]["label"] == "0"
@@ -128,7 +129,7 @@ URL_AND_IMAGE = (
 
 
 def raw_multipart(content_type: str, body: bytes) -> dict[str, Any]:
-    return make_events.post("raw_multipart", "/predict", body, content_type)
+    return make_events.post("raw_multipart", "/predict", body, content_type, query=[("model", "orientation")])
 
 
 @pytest.mark.parametrize("parameter", ["boundary = abc", "boundary*=utf-8''abc", 'boundary="abc"'])
@@ -183,7 +184,7 @@ def test_empty_query_parameters_mean_the_defaults(query: list[tuple[str, str]]) 
     answer = invoke(event)
 
     assert answer.status == 200
-    assert answer.json["model"]["name"] == "orientation"
+    assert answer.json["model"]["name"] == "imagenet"  # the classification default
     assert answer.json["parameters"] == {"top_k": 5}
 
 
@@ -289,7 +290,7 @@ def test_a_url_sending_its_headers_slowly_is_a_url_timeout_and_the_other_image_i
     fields = [("url", slow_server), ("image", ("page.png", page_png(), "image/png"))]
     started = time.monotonic()
 
-    answer = invoke(make_events.post_multipart("slow_url", "/predict", fields))
+    answer = invoke(make_events.post_multipart("slow_url", "/predict", fields, query=[("model", "orientation")]))
 
     assert answer.status == 200
     first, second = answer.json["results"]

@@ -22,11 +22,11 @@ def test_before_snapshot_loads_and_warms_every_default_model() -> None:
     warmed = app.before_snapshot()
 
     models = app.model_store()
-    assert set(warmed) == set(models.registry.defaults.values()) == {"orientation", "layout"}
+    assert set(warmed) == set(models.registry.defaults.values()) == {"imagenet", "faces"}
     assert all(models.is_loaded(name) for name in warmed)
-    # The classifier answers its top-k labels (4 classes); the detector ran (a synthetic image may hold no box).
-    assert warmed["orientation"] == 4
-    assert warmed["layout"] >= 0
+    # The classifier answers its top-k labels (5 of 1000); the detector ran (a synthetic image holds no face).
+    assert warmed["imagenet"] == 5
+    assert warmed["faces"] >= 0
 
 
 def test_after_restore_gives_each_restored_environment_its_own_random_draws() -> None:
@@ -71,8 +71,8 @@ def test_the_lambda_runtime_runs_the_hooks_registered_by_the_function() -> None:
     lines = result.stdout.strip().splitlines()
     outcome = json.loads(lines[-1])
     assert outcome == {
-        "before": {"orientation": False, "layout": False},
-        "after": {"orientation": True, "layout": True},
+        "before": {"imagenet": False, "faces": False},
+        "after": {"imagenet": True, "faces": True},
         "reseeded": True,
     }
     logged = [json.loads(line) for line in lines[:-1] if line.startswith("{")]
@@ -80,4 +80,4 @@ def test_the_lambda_runtime_runs_the_hooks_registered_by_the_function() -> None:
     assert "snapshot ready" in messages
     assert "restored from snapshot" in messages
     (ready,) = [line for line in logged if line["message"] == "snapshot ready"]
-    assert ready["warmed"]["orientation"] == 4
+    assert ready["warmed"]["imagenet"] == 5

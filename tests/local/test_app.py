@@ -71,7 +71,9 @@ def test_multipart_with_several_images_and_a_url(app: LocalApi, images: Path, im
             ("url", f"{image_server}/turned.jpg"),
         ]
     )
-    response = app.post("/predict", data=form.to_string(), headers={"Content-Type": form.content_type})
+    response = app.post(
+        "/predict?model=orientation", data=form.to_string(), headers={"Content-Type": form.content_type}
+    )
     assert response.status_code == 200, response.text
     results = response.json()["results"]
     assert [result["status"] for result in results] == ["ok", "ok", "ok"]
@@ -88,21 +90,27 @@ def test_json_with_base64_and_a_url(app: LocalApi, images: Path, image_server: s
             {"url": f"{image_server}/upright.png"},
         ]
     }
-    response = app.post("/predict", json=document)
+    response = app.post("/predict?model=orientation", json=document)
     assert response.status_code == 200, response.text
     results = response.json()["results"]
     assert [top_label(result) for result in results] == ["0", "0"]
 
 
 def test_a_raw_image_body(app: LocalApi, images: Path) -> None:
-    response = app.post("/predict", data=(images / "turned.jpg").read_bytes(), headers={"Content-Type": "image/jpeg"})
+    response = app.post(
+        "/predict?model=orientation",
+        data=(images / "turned.jpg").read_bytes(),
+        headers={"Content-Type": "image/jpeg"},
+    )
     assert response.status_code == 200, response.text
     assert top_label(response.json()["results"][0]) == "270"
 
 
 def test_object_detection_answers_boxes(app: LocalApi, images: Path) -> None:
     response = app.post(
-        "/object_detection", data=(images / "upright.png").read_bytes(), headers={"Content-Type": "image/png"}
+        "/object_detection?model=layout",
+        data=(images / "upright.png").read_bytes(),
+        headers={"Content-Type": "image/png"},
     )
     assert response.status_code == 200, response.text
     detections = response.json()["results"][0]["detections"]
@@ -112,7 +120,7 @@ def test_object_detection_answers_boxes(app: LocalApi, images: Path) -> None:
 
 def test_object_detection_returns_a_jpeg_when_asked(app: LocalApi, images: Path) -> None:
     response = app.post(
-        "/object_detection",
+        "/object_detection?model=layout",
         data=(images / "upright.png").read_bytes(),
         headers={"Content-Type": "image/png", "Accept": "image/jpeg"},
     )

@@ -116,7 +116,7 @@ def test_an_unknown_text_field_is_refused_and_options_are_pointed_to_the_query_s
     assert (error.status, error.code) == (HTTPStatus.UNPROCESSABLE_ENTITY, ErrorCode.INVALID_PARAMETER)
     assert error.message == (
         "Unknown form field 'model': send images as `image` file parts and image URLs as `url` fields."
-        " Options such as model and top_k go in the query string."
+        " Boxes go in a `regions` field after their image; options such as model and top_k go in the query string."
     )
 
 

@@ -76,10 +76,11 @@ def test_the_shipped_model_file_has_the_declared_checksum(models_dir: Path) -> N
 
 def test_a_model_loads_on_first_use_and_is_reused(shipped_store: ModelStore) -> None:
     assert not shipped_store.is_loaded("orientation")
-    first = shipped_store.get_for_task(Task.CLASSIFICATION, None)
+    first = shipped_store.get_for_task(Task.CLASSIFICATION, "orientation")
     assert first.spec.name == "orientation"
     assert shipped_store.is_loaded("orientation")
     assert not shipped_store.is_loaded("layout")  # only what was asked for
+    assert not shipped_store.is_loaded("imagenet")
     assert shipped_store.get_for_task(Task.CLASSIFICATION, "orientation") is first
     assert shipped_store.get(first.spec) is first
 
@@ -162,7 +163,7 @@ def test_the_orientation_model_tells_how_far_a_page_was_turned(orientation: Load
 
 
 def test_the_layout_model_has_a_fixed_batch_of_one(shipped_store: ModelStore) -> None:
-    model = shipped_store.get_for_task(Task.DETECTION, None)
+    model = shipped_store.get_for_task(Task.DETECTION, "layout")
     assert not model.dynamic_batch
     assert len(model.labels) == 10
     assert model.labels[:2] == ("text", "title")

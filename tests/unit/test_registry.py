@@ -52,9 +52,9 @@ DETECTOR = entry(task="detection", decoder="yolov8", size=[640, 640])
 # --- the shipped models.toml ----------------------------------------------------------------------------------------
 
 
-def test_the_shipped_registry_declares_three_models_and_a_default_per_task(real_registry: ModelRegistry) -> None:
-    assert set(real_registry.specs) == {"orientation", "layout", "nsfw"}
-    assert real_registry.defaults == {Task.CLASSIFICATION: "orientation", Task.DETECTION: "layout"}
+def test_the_shipped_registry_declares_five_models_and_photo_defaults(real_registry: ModelRegistry) -> None:
+    assert set(real_registry.specs) == {"imagenet", "faces", "orientation", "layout", "nsfw"}
+    assert real_registry.defaults == {Task.CLASSIFICATION: "imagenet", Task.DETECTION: "faces"}
     assert real_registry.base_dir.name == "models"
 
 
@@ -309,8 +309,8 @@ def test_a_default_for_an_unknown_task_lists_the_tasks() -> None:
 
 
 def test_for_task_without_a_name_gives_the_default(real_registry: ModelRegistry) -> None:
-    assert real_registry.for_task(Task.CLASSIFICATION, None).name == "orientation"
-    assert real_registry.for_task(Task.DETECTION, None).name == "layout"
+    assert real_registry.for_task(Task.CLASSIFICATION, None).name == "imagenet"
+    assert real_registry.for_task(Task.DETECTION, None).name == "faces"
 
 
 def test_for_task_with_a_name_of_that_task_gives_that_model(real_registry: ModelRegistry) -> None:
@@ -337,7 +337,7 @@ def test_for_task_with_an_unknown_name_lists_the_known_models(real_registry: Mod
         real_registry.for_task(Task.CLASSIFICATION, "resnet50")
     error = raised.value
     assert (error.status, error.code) == (HTTPStatus.NOT_FOUND, ErrorCode.MODEL_NOT_FOUND)
-    assert error.message == "No model named 'resnet50'. Models: layout, nsfw, orientation."
+    assert error.message == "No model named 'resnet50'. Models: faces, imagenet, layout, nsfw, orientation."
 
 
 def test_for_task_when_no_model_of_that_task_is_declared() -> None:

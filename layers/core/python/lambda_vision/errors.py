@@ -28,6 +28,11 @@ class ErrorCode(StrEnum):
     RESPONSE_TOO_LARGE = "response_too_large"
     ROUTE_NOT_FOUND = "route_not_found"
     MODEL_UNAVAILABLE = "model_unavailable"
+    NO_EMBEDDING = "no_embedding"
+    INVALID_REGION = "invalid_region"
+    REGION_EMPTY = "region_empty"
+    REGION_OUTSIDE_IMAGE = "region_outside_image"
+    TOO_MANY_REGIONS = "too_many_regions"
     INTERNAL_ERROR = "internal_error"
     # Job requests (POST /jobs, GET and DELETE /jobs/{job_id})
     INVALID_JOB = "invalid_job"

@@ -1,7 +1,8 @@
 """Reading the images of a request, whatever way they were sent.
 
-- multipart/form-data: any number of `image` file parts and `url` text parts, kept in order;
-- application/json: {"images": [{"url": "..."} | {"base64": "..."}]};
+- multipart/form-data: any number of `image` file parts and `url` text parts, kept in order; a `regions`
+  text part (JSON boxes) applies to the image part or URL just before it;
+- application/json: {"images": [{"url": "..."} | {"base64": "...", "regions": [[x1, y1, x2, y2], ...]}]};
 - a raw body: image/* or application/octet-stream.
 API Gateway's `isBase64Encoded` is honoured whatever it says, and header names are case-insensitive.
 """
@@ -13,15 +14,18 @@ import binascii
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import Message
 from http import HTTPStatus
 from typing import Any
 
 from lambda_vision.errors import ApiError, ErrorCode
+from lambda_vision.regions import Box, parse_regions, parse_regions_text
 
 FILE_FIELDS = frozenset({"image", "images", "file", "files"})
 URL_FIELDS = frozenset({"url", "urls"})
+REGIONS_FIELD = "regions"
+QUOTED_FILENAME = re.compile(r'(?:^|;)\s*filename="([^"]*)"', re.IGNORECASE)
 SUPPORTED_TYPES = "multipart/form-data, application/json, image/* or application/octet-stream"
 # RFC 2046: 1 to 70 of these characters, not ending with a space.
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,./:=? -]{0,69}[0-9A-Za-z'()+_,./:=?-]")
@@ -33,6 +37,7 @@ class ImageInput:
     source: str  # file name, URL, or where in the body the image was
     data: bytes | None = None
     url: str | None = None
+    regions: tuple[Box, ...] | None = None  # boxes to classify on their own, in original pixels
 
 
 def parse_content_type(value: str | None) -> tuple[str, dict[str, str]]:
@@ -161,14 +166,27 @@ def _from_multipart(raw: bytes, content_type: str) -> list[ImageInput]:
         disposition = Message()
         disposition["content-disposition"] = part.headers.get(b"content-disposition", b"").decode("utf-8", "replace")
         name = disposition.get_param("name", header="content-disposition")
-        filename = disposition.get_filename()
+        filename = _filename(disposition, disposition["content-disposition"] or "")
         if not isinstance(name, str):
             raise ApiError(
                 HTTPStatus.BAD_REQUEST,
                 ErrorCode.INVALID_MULTIPART,
                 f"Part {number + 1} of the multipart body has no Content-Disposition name.",
             )
-        if name in URL_FIELDS and filename is None:
+        if name == REGIONS_FIELD and filename is None:
+            location = f"part {number + 1} (regions)"
+            if not images or images[-1].regions is not None:
+                raise ApiError(
+                    HTTPStatus.UNPROCESSABLE_ENTITY,
+                    ErrorCode.INVALID_REGION,
+                    f"The multipart {location} follows no image, or another regions part: send one regions part"
+                    " right after the image or URL it applies to.",
+                    details=[{"loc": location}],
+                )
+            images[-1] = replace(
+                images[-1], regions=parse_regions_text(part.content.decode("utf-8", "replace"), location)
+            )
+        elif name in URL_FIELDS and filename is None:
             try:
                 text = part.content.decode("utf-8")
             except UnicodeDecodeError:
@@ -189,7 +207,8 @@ def _from_multipart(raw: bytes, content_type: str) -> list[ImageInput]:
                 HTTPStatus.UNPROCESSABLE_ENTITY,
                 ErrorCode.INVALID_PARAMETER,
                 f"Unknown form field {name!r}: send images as `image` file parts and image URLs as `url` fields."
-                " Options such as model and top_k go in the query string.",
+                " Boxes go in a `regions` field after their image; options such as model and top_k go in the"
+                " query string.",
             )
     return images
 
@@ -218,6 +237,16 @@ def _boundary(content_type: str) -> str:
     return boundary
 
 
+def _filename(disposition: Message, header_value: str) -> str | None:
+    """The part's file name as the client sent it. Browsers (HTML5) percent-encode `"` in file names and do not
+    backslash-escape anything, so a quoted name is taken literally (email's parser would unescape `\\`);
+    RFC 2231 names (filename*=) are decoded by email."""
+    quoted = QUOTED_FILENAME.search(header_value)
+    if quoted is not None:
+        return quoted.group(1)
+    return disposition.get_filename()
+
+
 def _from_json(raw: bytes) -> list[ImageInput]:
     try:
         document: Any = json.loads(raw) if raw.strip() else None
@@ -242,11 +271,12 @@ def _from_json(raw: bytes) -> list[ImageInput]:
         location = f"body.images[{position}]"
         if not isinstance(item, dict) or len(item.keys() & {"url", "base64"}) != 1:
             raise invalid(f'{location} must be {{"url": "https://..."}} or {{"base64": "..."}}.', location)
+        regions = parse_regions(item["regions"], f"{location}.regions") if "regions" in item else None
         if "url" in item:
             url = item["url"]
             if not isinstance(url, str) or not url:
                 raise invalid(f"{location}.url must be a non-empty string.", f"{location}.url")
-            images.append(ImageInput(index=position, source=url, url=url))
+            images.append(ImageInput(index=position, source=url, url=url, regions=regions))
             continue
         encoded = item["base64"]
         if not isinstance(encoded, str):
@@ -263,7 +293,6 @@ def _from_json(raw: bytes) -> list[ImageInput]:
                 details=[{"loc": f"{location}.base64"}],
             ) from None
         name = item.get("name")
-        images.append(
-            ImageInput(index=position, source=name if isinstance(name, str) else f"images[{position}]", data=data)
-        )
+        source = name if isinstance(name, str) else f"images[{position}]"
+        images.append(ImageInput(index=position, source=source, data=data, regions=regions))
     return images

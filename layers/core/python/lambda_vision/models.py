@@ -40,6 +40,8 @@ class LoadedModel:
     dynamic_batch: bool
     preprocessor: Preprocessor
     decoder: ClassificationDecoder | DetectionDecoder
+    embedding_index: int | None = None  # position of the embedding output among the graph's outputs
+    embedding_dimension: int | None = None
 
     def run(self, tensors: Sequence[FloatArray]) -> list[list[FloatArray]]:
         """Run the network on a list of input tensors; one list of outputs per tensor, in order.
@@ -58,6 +60,8 @@ class LoadedModel:
         description["input"]["name"] = self.input_name
         description["labels"] = list(self.labels)
         description["batching"] = self.dynamic_batch
+        if self.embedding_index is not None:
+            description["embedding"] = {"output": self.spec.embedding_output, "dimension": self.embedding_dimension}
         return description
 
 
@@ -103,6 +107,11 @@ class ModelStore:
             decoder = create_decoder(spec.decoder, labels, spec.decoder_options)
             if decoder.task is not spec.task:
                 raise ModelConfigError(f"model {spec.name!r}: decoder {spec.decoder!r} is for {decoder.task} models")
+            points = decoder.keypoint_count if isinstance(decoder, DetectionDecoder) else 0
+            if spec.keypoints and len(spec.keypoints) != points:
+                names = len(spec.keypoints)
+                raise ModelConfigError(f"model {spec.name!r}: {names} keypoint names, its decoder gives {points}")
+            embedding_index, embedding_dimension = self._embedding(spec, session)
         except MODEL_LOAD_ERRORS as error:
             raise ApiError(
                 HTTPStatus.SERVICE_UNAVAILABLE,
@@ -117,7 +126,23 @@ class ModelStore:
             dynamic_batch=not isinstance(batch_dimension, int),
             preprocessor=Preprocessor(spec),
             decoder=decoder,
+            embedding_index=embedding_index,
+            embedding_dimension=embedding_dimension,
         )
+
+    @staticmethod
+    def _embedding(spec: ModelSpec, session: ort.InferenceSession) -> tuple[int | None, int | None]:
+        if spec.embedding_output is None:
+            return None, None
+        outputs = [output.name for output in session.get_outputs()]
+        if spec.embedding_output not in outputs:
+            raise ModelConfigError(
+                f"model {spec.name!r}: embedding_output {spec.embedding_output!r} is not an output ({outputs})"
+            )
+        index = outputs.index(spec.embedding_output)
+        shape = session.get_outputs()[index].shape
+        dimension = shape[-1] if shape and isinstance(shape[-1], int) else None
+        return index, dimension
 
     def _model_file(self, spec: ModelSpec) -> Path:
         if spec.is_remote:

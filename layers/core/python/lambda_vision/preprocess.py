@@ -35,6 +35,13 @@ class Geometry:
         np.clip(out[:, 1::2], 0, self.height, out=out[:, 1::2])
         return out
 
+    def points_to_original(self, points: FloatArray) -> FloatArray:
+        """Points [..., 2] as x, y in input pixels -> original pixels (not clipped: a landmark may lie outside)."""
+        out = np.empty_like(points)
+        out[..., 0] = (points[..., 0] + self.offset_x) / self.scale_x
+        out[..., 1] = (points[..., 1] + self.offset_y) / self.scale_y
+        return out
+
 
 # A large resize is split into horizontal bands run on threads: Pillow releases the GIL while resampling,
 # and a band gives the same rows as a whole-image resize (up to rounding: at most one grey level). Below

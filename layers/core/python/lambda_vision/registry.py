@@ -68,6 +68,8 @@ class ModelSpec:
     score_threshold: float = 0.5
     iou_threshold: float = 0.5
     max_detections: int = 100
+    embedding_output: str | None = None  # graph output served by POST /embed
+    keypoints: tuple[str, ...] = ()  # names of the points each detection carries, in the decoder's order
 
     @property
     def is_remote(self) -> bool:
@@ -95,6 +97,8 @@ class ModelSpec:
             },
             "decoder": self.decoder,
         }
+        if self.keypoints:
+            description["keypoints"] = list(self.keypoints)
         if self.task is Task.CLASSIFICATION:
             description["defaults"] = {"top_k": self.top_k}
         else:
@@ -154,6 +158,7 @@ _KNOWN_KEYS = {
     "task", "file", "sha256", "version", "decoder", "size", "description", "input_name", "layout", "resize",
     "resize_size", "short_side", "pad_value", "color_order", "scale", "mean", "std", "labels", "labels_file",
     "labels_metadata", "decoder_options", "top_k", "score_threshold", "iou_threshold", "max_detections", "source",
+    "embedding_output", "keypoints",
 }  # fmt: skip
 
 
@@ -180,6 +185,16 @@ def parse_model(name: str, entry: Mapping[str, Any]) -> ModelSpec:
     labels = entry.get("labels")
     if labels is not None and not (isinstance(labels, list) and all(isinstance(label, str) for label in labels)):
         raise ModelConfigError(f"model {name!r}: labels must be a list of strings")
+    embedding_output = entry.get("embedding_output")
+    if embedding_output is not None and (not isinstance(embedding_output, str) or not embedding_output):
+        raise ModelConfigError(f"model {name!r}: embedding_output must be the name of a graph output")
+    keypoints = entry.get("keypoints", [])
+    if not (isinstance(keypoints, list) and all(isinstance(point, str) and point for point in keypoints)):
+        raise ModelConfigError(f"model {name!r}: keypoints must be a list of names, got {keypoints!r}")
+    if len(set(keypoints)) != len(keypoints):
+        raise ModelConfigError(f"model {name!r}: keypoints has a name twice")
+    if keypoints and entry.get("task") != Task.DETECTION.value:
+        raise ModelConfigError(f"model {name!r}: keypoints belong to detection models")
     options = entry.get("decoder_options", {})
     if not isinstance(options, Mapping):
         raise ModelConfigError(f"model {name!r}: decoder_options must be a table")
@@ -210,6 +225,8 @@ def parse_model(name: str, entry: Mapping[str, Any]) -> ModelSpec:
         score_threshold=_fraction(name, "score_threshold", entry.get("score_threshold", 0.5)),
         iou_threshold=_fraction(name, "iou_threshold", entry.get("iou_threshold", 0.5)),
         max_detections=_positive_int(name, "max_detections", entry.get("max_detections", 100)),
+        embedding_output=embedding_output,
+        keypoints=tuple(keypoints),
     )
 
 
@@ -274,3 +291,28 @@ class ModelRegistry:
                 f"Model {name!r} is a {spec.task.value} model: send it to POST {route}.",
             )
         return spec
+
+    def for_embedding(self, name: str | None) -> ModelSpec:
+        """The model POST /embed should use: the one asked for (it must name an embedding output), else the
+        default classifier when it has one, else the first model that has one."""
+        if name is not None:
+            spec = self.get(name)
+            if spec.embedding_output is None:
+                with_embeddings = ", ".join(s.name for s in self.specs.values() if s.embedding_output) or "none"
+                raise ApiError(
+                    HTTPStatus.UNPROCESSABLE_ENTITY,
+                    ErrorCode.NO_EMBEDDING,
+                    f"Model {name!r} has no embedding output. Models with embeddings: {with_embeddings}.",
+                )
+            return spec
+        default = self.specs.get(self.defaults.get(Task.CLASSIFICATION, ""))
+        if default is not None and default.embedding_output is not None:
+            return default
+        for spec in self.specs.values():
+            if spec.embedding_output is not None:
+                return spec
+        raise ApiError(
+            HTTPStatus.NOT_FOUND,
+            ErrorCode.MODEL_NOT_FOUND,
+            "No model with an embedding output is configured (models.toml `embedding_output`).",
+        )

@@ -21,6 +21,7 @@ PALETTE = (
 )  # fmt: skip
 
 IMAGE_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG"}
+KEYPOINT_COLOR = (255, 225, 25)  # landmarks: yellow dots with a dark rim, visible on any box colour
 JPEG_QUALITIES = (90, 75, 60)  # tried in turn before an image is scaled down
 SMALLEST_SIDE = 64  # an annotated image is never scaled below this many pixels on its longer side
 DOWNSCALE_STEP = 0.8  # each try at a smaller size keeps this much of the width and height (64% of the pixels)
@@ -38,7 +39,7 @@ class ImageTooLargeError(Exception):
 
 
 def draw_detections(image: Image.Image, detections: Sequence[Detection], labels: Sequence[str]) -> Image.Image:
-    """A copy of `image` (already at its original size) with each box and its label drawn."""
+    """A copy of `image` (already at its original size) with each box, its label and its keypoints drawn."""
     canvas = image.copy()
     draw = ImageDraw.Draw(canvas)
     line = max(2, round(max(canvas.size) / 400))
@@ -53,6 +54,9 @@ def draw_detections(image: Image.Image, detections: Sequence[Detection], labels:
         text_y = y1 - lift if y1 - lift >= 0 else y1
         draw.rectangle((x1, text_y, x1 + right - left + 2 * line, text_y + lift), fill=color)
         draw.text((x1 + line, text_y + line - (top - y1)), caption, fill=(255, 255, 255), font=font)
+        radius = max(2, round(line * 1.5))
+        for x, y in detection.keypoints:
+            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=KEYPOINT_COLOR, outline=(0, 0, 0))
     return canvas
 
 

@@ -34,10 +34,25 @@ class Box(BaseModel):
     y2: float = Field(description="Bottom edge.")
 
 
+class Keypoint(BaseModel):
+    name: str = Field(description="What the point is (models.toml `keypoints`), e.g. `left_eye`.")
+    x: float = Field(description="In pixels of the original image (may lie outside it).")
+    y: float
+
+
 class DetectionResult(BaseModel):
     label: str
     score: float
     box: Box
+    keypoints: list[Keypoint] | None = Field(default=None, description="Landmarks, for models that have them.")
+
+
+class RegionResult(BaseModel):
+    box: Box = Field(description="The region, in pixels of the original image.")
+    label: str | None = Field(default=None, description="With `detector`: the detection's label.")
+    score: float | None = Field(default=None, description="With `detector`: the detection's score.")
+    keypoints: list[Keypoint] | None = None
+    predictions: list[LabelScore] = Field(description="The classifier's top-k for this region, best first.")
 
 
 class ImageResult(BaseModel):
@@ -48,6 +63,11 @@ class ImageResult(BaseModel):
     height: int | None = None
     predictions: list[LabelScore] | None = Field(default=None, description="Classification: top-k, best first.")
     detections: list[DetectionResult] | None = Field(default=None, description="Detection: best score first.")
+    regions: list[RegionResult] | None = Field(
+        default=None, description="Classification of regions (given, or found by `detector`), in order."
+    )
+    dimension: int | None = Field(default=None, description="POST /embed: length of the embedding.")
+    embedding: list[float] | None = Field(default=None, description="POST /embed: a unit-length vector.")
     error: ErrorDetail | None = None
     timings_ms: dict[str, float]
 
@@ -85,12 +105,19 @@ class ModelList(BaseModel):
     defaults: dict[str, str]
 
 
+class Embedding(BaseModel):
+    output: str = Field(description="Graph output POST /embed returns.")
+    dimension: int | None = Field(description="Length of the embedding.")
+
+
 class ModelDescription(ModelIdentity):
     input: dict[str, Any]
     labels: list[str]
     decoder: str
     defaults: dict[str, Any]
     batching: bool
+    embedding: Embedding | None = Field(default=None, description="Models that POST /embed can use.")
+    keypoints: list[str] | None = Field(default=None, description="Names of the landmarks of each detection.")
 
 
 class Health(BaseModel):
@@ -116,7 +143,8 @@ INFERENCE_ERRORS: dict[int, str] = {
     415: "`unsupported_media_type`: a Content-Type other than multipart/form-data, application/json, image/*,"
     " application/octet-stream.",
     422: "`invalid_parameter` (a query parameter or JSON field is invalid, or a query parameter is repeated),"
-    " `too_many_images`, `wrong_model_task`.",
+    " `too_many_images`, `wrong_model_task`; regions (POST /predict): `invalid_region`, `region_empty`,"
+    " `region_outside_image`, `too_many_regions`; POST /embed: `no_embedding`.",
     500: "`internal_error`: an unexpected failure; quote the request id.",
     503: "`model_unavailable`: the model cannot be loaded.",
 }
@@ -146,6 +174,11 @@ REQUEST_BODY: dict[str, Any] = {
                 "properties": {
                     "image": {"type": "array", "items": {"type": "string", "format": "binary"}},
                     "url": {"type": "array", "items": {"type": "string", "format": "uri"}},
+                    "regions": {
+                        "type": "array",
+                        "description": "POST /predict: JSON boxes for the image or URL part just before.",
+                        "items": {"type": "string"},
+                    },
                 },
             }
         },
@@ -163,6 +196,16 @@ REQUEST_BODY: dict[str, Any] = {
                                 "url": {"type": "string", "format": "uri"},
                                 "base64": {"type": "string", "format": "byte"},
                                 "name": {"type": "string"},
+                                "regions": {
+                                    "type": "array",
+                                    "description": "POST /predict: boxes [x1, y1, x2, y2] in image pixels.",
+                                    "items": {
+                                        "type": "array",
+                                        "items": {"type": "number"},
+                                        "minItems": 4,
+                                        "maxItems": 4,
+                                    },
+                                },
                             },
                         },
                     }

@@ -28,6 +28,7 @@ class Settings:
     max_body_bytes: int = LAMBDA_PAYLOAD_LIMIT
     max_image_pixels: int = 40_000_000
     max_request_pixels: int = 160_000_000  # all images of a request together: bounds its memory and time
+    max_regions: int = 32  # regions to classify in one request, all images together (each is one crop)
     default_top_k: int = 5
     url_connect_timeout: float = 3.0
     url_read_timeout: float = 10.0
@@ -69,6 +70,7 @@ class Settings:
             max_body_bytes=int(number("MAX_BODY_BYTES", defaults.max_body_bytes)),
             max_image_pixels=int(number("MAX_IMAGE_PIXELS", defaults.max_image_pixels)),
             max_request_pixels=int(number("MAX_REQUEST_PIXELS", defaults.max_request_pixels)),
+            max_regions=int(number("MAX_REGIONS", defaults.max_regions)),
             default_top_k=int(number("DEFAULT_TOP_K", defaults.default_top_k)),
             url_connect_timeout=number("URL_CONNECT_TIMEOUT", defaults.url_connect_timeout),
             url_read_timeout=number("URL_READ_TIMEOUT", defaults.url_read_timeout),

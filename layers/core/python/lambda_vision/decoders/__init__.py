@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lambda_vision.decoders.base import Classification, ClassificationDecoder, Detection, DetectionDecoder
+from lambda_vision.decoders.centerface import CenterFaceDecoder
 from lambda_vision.decoders.classification import SoftmaxDecoder
 from lambda_vision.decoders.picodet import PicoDetDecoder
 from lambda_vision.decoders.yolov8 import YoloV8Decoder
@@ -14,6 +15,7 @@ DECODERS: Mapping[str, type[ClassificationDecoder] | type[DetectionDecoder]] = {
     "softmax": SoftmaxDecoder,
     "picodet": PicoDetDecoder,
     "yolov8": YoloV8Decoder,
+    "centerface": CenterFaceDecoder,
 }
 
 

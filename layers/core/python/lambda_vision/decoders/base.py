@@ -23,15 +23,22 @@ class Classification:
 
 @dataclass(frozen=True)
 class Detections:
-    """Detections of one image: boxes [N, 4] (x1, y1, x2, y2 in network-input pixels), scores [N], class ids [N]."""
+    """Detections of one image: boxes [N, 4] (x1, y1, x2, y2 in network-input pixels), scores [N], class ids [N],
+    and for models with landmarks, keypoints [N, K, 2] (x, y in network-input pixels)."""
 
     boxes: FloatArray
     scores: FloatArray
     class_ids: npt.NDArray[np.int64]
+    keypoints: FloatArray | None = None
 
     @classmethod
-    def empty(cls) -> Detections:
-        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+    def empty(cls, keypoints: int = 0) -> Detections:
+        points = np.zeros((0, keypoints, 2), np.float32) if keypoints else None
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), points)
+
+    def take(self, indices: npt.NDArray[np.int64]) -> Detections:
+        points = None if self.keypoints is None else self.keypoints[indices]
+        return Detections(self.boxes[indices], self.scores[indices], self.class_ids[indices], points)
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class Detection:
     label: str
     score: float
     box: tuple[float, float, float, float]
+    keypoints: tuple[tuple[float, float], ...] = ()  # x, y in original pixels, in the model's keypoint order
 
 
 class Decoder(ABC):
@@ -68,6 +76,7 @@ class ClassificationDecoder(Decoder):
 
 class DetectionDecoder(Decoder):
     task = Task.DETECTION
+    keypoint_count: ClassVar[int] = 0  # points per detection (landmarks), in Detections.keypoints
 
     @abstractmethod
     def decode(

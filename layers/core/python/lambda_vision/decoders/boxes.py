@@ -45,7 +45,7 @@ def batched_nms(detections: Detections, iou_threshold: float, max_detections: in
     span = float(detections.boxes.max()) + 1.0
     shifted = detections.boxes + (detections.class_ids.astype(np.float32) * span)[:, None]
     keep = non_max_suppression(shifted, detections.scores, iou_threshold, max_detections)
-    return Detections(detections.boxes[keep], detections.scores[keep], detections.class_ids[keep])
+    return detections.take(keep)
 
 
 def clip_boxes(boxes: FloatArray, width: int, height: int) -> FloatArray:
