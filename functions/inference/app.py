@@ -30,9 +30,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from jobs import router as jobs_router
 import embeddings
 import page
+from jobs import router as jobs_router
 from lambda_vision import __version__, schemas
 from lambda_vision.errors import ApiError, ErrorCode
 from lambda_vision.fetch import FetchPolicy, UrlFetcher
