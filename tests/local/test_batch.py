@@ -20,13 +20,14 @@ import boto3
 import pytest
 
 from samlocal.testing import LocalApi
-from sample_images import rotated_page
+from sample_images import encode, photo_image, rotated_page
 from support import ROOT
 from webhook_receiver import Receiver, webhook_receiver
 
 SECRET = "local-webhook-secret"
 UPRIGHT = rotated_page(0, "JPEG")
 TURNED = rotated_page(90, "JPEG")  # reads as 270
+COFFEE = encode(photo_image("coffee"), "JPEG", quality=90)  # the default classifier: espresso
 WORKER_TIMEOUT = 20  # seconds: a chunk takes well under it even on a busy machine; /stall/ outlasts it
 LOCAL_URLS = {"URL_ALLOWED_NETWORKS": "127.0.0.0/8"}
 
@@ -170,7 +171,10 @@ def test_a_job_of_300_images_with_corrupt_ones(stack: LocalApi, s3: Any, bucket:
         else:
             s3.put_object(Bucket=bucket, Key=key, Body=TURNED if index % 4 == 0 else UPRIGHT)
             expected[key] = "270" if index % 4 == 0 else "0"
-    job_id = submit(stack, {"input": f"s3://{bucket}/big/", "webhook": hooks.url, "parameters": {"top_k": 1}})
+    job_id = submit(
+        stack,
+        {"input": f"s3://{bucket}/big/", "model": "orientation", "webhook": hooks.url, "parameters": {"top_k": 1}},
+    )
     document = finished(stack, job_id, timeout=600)
     corrupt = sum(1 for label in expected.values() if label is None)
     assert document["status"] == "succeeded"
@@ -249,7 +253,7 @@ def test_a_message_failing_every_delivery_ends_in_the_dead_letter_queue(stack: L
 
 
 def test_images_dropped_under_incoming_are_processed(stack: LocalApi, s3: Any, bucket: str) -> None:
-    s3.put_object(Bucket=bucket, Key="incoming/scans/turned page.jpg", Body=TURNED)
+    s3.put_object(Bucket=bucket, Key="incoming/scans/turned page.jpg", Body=COFFEE)
 
     def result() -> bytes | None:
         try:
@@ -261,8 +265,8 @@ def test_images_dropped_under_incoming_are_processed(stack: LocalApi, s3: Any, b
 
     (line,) = [json.loads(text) for text in wait_for(result, 60, "the dropped image's result").splitlines()]
     assert line["key"] == "incoming/scans/turned page.jpg"
-    assert line["model"] == "orientation"
-    assert line["predictions"][0]["label"] == "270"
+    assert line["model"] == "imagenet"
+    assert line["predictions"][0]["label"] == "espresso"
 
 
 def test_cancel_skips_the_work_not_started(stack: LocalApi, s3: Any, bucket: str) -> None:

@@ -21,27 +21,27 @@ def store(models_dir: Path, tmp_path: Path) -> ModelStore:
 
 def test_wait_returns_once_every_default_model_is_loaded(models_dir: Path, tmp_path: Path) -> None:
     models = store(models_dir, tmp_path)
-    assert not models.is_loaded("orientation")
+    assert not models.is_loaded("imagenet")
 
     assert Preload(models).start().wait() is None
 
-    assert models.is_loaded("orientation")
-    assert models.is_loaded("layout")
+    assert models.is_loaded("imagenet")
+    assert models.is_loaded("faces")
     assert not models.is_loaded("nsfw")  # not a default: loaded on first use
 
 
 def test_a_default_model_that_cannot_load_is_handed_back(models_dir: Path, tmp_path: Path) -> None:
     models = store(models_dir, tmp_path)
     specs = dict(models.registry.specs)
-    specs["layout"] = dataclasses.replace(specs["layout"], sha256="0" * 64)
+    specs["faces"] = dataclasses.replace(specs["faces"], sha256="0" * 64)
     broken = ModelStore(dataclasses.replace(models.registry, specs=specs), models.settings)
 
     error = Preload(broken).start().wait()
 
     assert error is not None
     assert error.code is ErrorCode.MODEL_UNAVAILABLE
-    assert "layout" in error.message
-    assert broken.is_loaded("orientation")
+    assert "faces" in error.message
+    assert broken.is_loaded("imagenet")
 
 
 def test_an_unexpected_failure_is_raised_where_the_init_waits(models_dir: Path, tmp_path: Path) -> None:

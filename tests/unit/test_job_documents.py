@@ -183,7 +183,7 @@ def test_a_good_job_is_parsed_with_defaults(registry: ModelRegistry) -> None:
          "parameters": {"threshold": 0.3, "max_detections": 5}},
         SETTINGS, registry, FETCHER,
     )  # fmt: skip
-    assert request.model.name == "layout"
+    assert request.model.name == "faces"
     assert request.parameters == {"threshold": 0.3, "max_detections": 5}
     assert request.output == S3Location("jobs-bucket", "results/")
     assert request.items == (
@@ -194,4 +194,4 @@ def test_a_good_job_is_parsed_with_defaults(registry: ModelRegistry) -> None:
                                SETTINGS, registry, FETCHER)  # fmt: skip
     assert prefix.prefix == S3Location("shared", "scans/2026/")
     assert prefix.output == S3Location("photos-out", "results/run/")
-    assert prefix.model.name == "orientation"
+    assert prefix.model.name == "imagenet"

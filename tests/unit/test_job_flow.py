@@ -31,13 +31,14 @@ from lambda_vision.models import ModelStore
 from lambda_vision.pipeline import Pipeline
 from lambda_vision.registry import ModelRegistry
 from lambda_vision.settings import Settings
-from sample_images import rotated_page
+from sample_images import encode, photo_image, rotated_page
 from webhook_receiver import webhook_receiver
 
 BUCKET = "jobs-bucket"
 SECRET = "webhook-s3cret"
 UPRIGHT = rotated_page(0, "JPEG")
 TURNED = rotated_page(90, "JPEG")  # reads as 270
+COFFEE = encode(photo_image("coffee"), "JPEG", quality=90)  # the default classifier: espresso
 
 
 class Stack:
@@ -146,7 +147,7 @@ def test_a_prefix_job_writes_one_line_per_image_and_counts_exactly(stack: Stack)
     stack.put("scans/empty.png", b"")
     stack.put("scans/", b"")  # a folder marker, not an image
     stack.put("elsewhere/page.jpg", UPRIGHT)
-    job = stack.service.submit({"input": f"s3://{BUCKET}/scans/", "parameters": {"top_k": 2}})
+    job = stack.service.submit({"input": f"s3://{BUCKET}/scans/", "model": "orientation", "parameters": {"top_k": 2}})
     assert stack.service.get(job.job_id).status is JobStatus.QUEUED
 
     stack.drain()
@@ -175,7 +176,7 @@ def test_a_prefix_job_writes_one_line_per_image_and_counts_exactly(stack: Stack)
 def test_redelivered_messages_add_no_line_and_no_count(stack: Stack) -> None:
     for index in range(5):
         stack.put(f"in/{index}.jpg", UPRIGHT)
-    job = stack.service.submit({"input": f"s3://{BUCKET}/in/"})
+    job = stack.service.submit({"input": f"s3://{BUCKET}/in/", "model": "orientation"})
     (plan,) = stack.receive(stack.plan)
     stack.planner.plan(decode(plan["Body"]))  # type: ignore[arg-type]
     stack.planner.plan(decode(plan["Body"]))  # type: ignore[arg-type]  # the same page, delivered twice
@@ -303,7 +304,7 @@ def test_submission_checks_the_buckets(stack: Stack) -> None:
 
 
 def test_images_dropped_under_incoming_are_classified_into_results(stack: Stack) -> None:
-    stack.put("incoming/batch 1/turned.jpg", TURNED)
+    stack.put("incoming/batch 1/turned.jpg", COFFEE)
     notification = {
         "Records": [
             {
@@ -317,5 +318,5 @@ def test_images_dropped_under_incoming_are_classified_into_results(stack: Stack)
     body = stack.s3.get_object(Bucket=BUCKET, Key="results/incoming/batch 1/turned.jpg.jsonl")["Body"].read()
     (line,) = [json.loads(text) for text in body.decode().splitlines()]
     assert line["key"] == "incoming/batch 1/turned.jpg"
-    assert line["model"] == "orientation"
-    assert top(line) == "270"
+    assert line["model"] == "imagenet"
+    assert top(line) == "espresso"

@@ -108,7 +108,7 @@ def test_post_jobs_answers_202_with_the_status_url(api: Callable[..., dict[str, 
     described = api("GET", f"/jobs/{body['job_id']}")
     assert described["statusCode"] == 200
     document = json.loads(described["body"])
-    assert (document["status"], document["model"], document["task"]) == ("queued", "orientation", "classification")
+    assert (document["status"], document["model"], document["task"]) == ("queued", "imagenet", "classification")
     assert document["output"] == f"s3://jobs-bucket/results/{body['job_id']}/"
 
 
