@@ -83,7 +83,9 @@ def test_each_event_shape_is_recognised() -> None:
 @pytest.mark.parametrize("function_url", [False, True], ids=["http-api", "function-url"])
 def test_a_binary_upload_is_classified_from_a_v2_event(function_url: bool) -> None:
     page = sample_images.rotated_page(90)
-    event = v2_event("POST", "/predict?top_k=2", [("Content-Type", "image/png")], page, function_url=function_url)
+    event = v2_event(
+        "POST", "/predict?model=orientation&top_k=2", [("Content-Type", "image/png")], page, function_url=function_url
+    )
     assert event["isBase64Encoded"] is True  # HTTP APIs encode every body that is not text-like
 
     response = invoke(event)
@@ -98,7 +100,7 @@ def test_a_binary_upload_is_classified_from_a_v2_event(function_url: bool) -> No
 def test_a_json_body_with_base64_images_is_read_as_text_from_a_v2_event() -> None:
     encoded = base64.b64encode(sample_images.rotated_page(180)).decode()
     document = json.dumps({"images": [{"base64": encoded}]}).encode()
-    event = v2_event("POST", "/predict", [("Content-Type", "application/json")], document)
+    event = v2_event("POST", "/predict?model=orientation", [("Content-Type", "application/json")], document)
     assert event["isBase64Encoded"] is False
 
     (result,) = body_of(invoke(event))["results"]
