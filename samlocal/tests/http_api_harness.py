@@ -3,6 +3,7 @@ test gives it: real sockets and real Lambda runtime workers, the gateway's HTTP 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -55,7 +56,10 @@ def serve_as_http_api(
     api.stage_name = "$default"
     api.properties = properties
     api.definition = definition
-    api.routes = [route for route in api.routes if route.integration is None]
+    # An HTTP API's routes take payload 2.0 unless they say otherwise.
+    api.routes = [
+        dataclasses.replace(route, payload_format_version="2.0") for route in api.routes if route.integration is None
+    ]
     local_api.server.gateway = Gateway(
         local_api.stack,
         local_api.pools,

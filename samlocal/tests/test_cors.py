@@ -109,7 +109,7 @@ class TestHttpApiCors:
     def test_an_explicit_options_route_still_wins(self, http_api: ServedHttpApi) -> None:
         response = http_api.request("OPTIONS", "/explicit", headers=PREFLIGHT)
         assert response.status_code == 200
-        assert response.json()["event"]["httpMethod"] == "OPTIONS"
+        assert response.json()["event"]["requestContext"]["http"]["method"] == "OPTIONS"  # payload 2.0
         assert response.headers["access-control-allow-origin"] == ORIGIN
 
 

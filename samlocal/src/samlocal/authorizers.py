@@ -596,18 +596,19 @@ def _authorizer_event(
         return {"type": "TOKEN", "authorizationToken": identities[0], "methodArn": resource_arn}
     # A REQUEST authorizer gets the function's event without its body.
     event = {key: value for key, value in request.event.items() if key not in ("body", "isBase64Encoded")}
+    # The authorizer's own fields win over the request event's: its payload version is not the route's.
     if authorizer.api_kind == "REST":
-        return {"type": "REQUEST", "methodArn": resource_arn, **event}
+        return {**event, "type": "REQUEST", "methodArn": resource_arn}
     if authorizer.payload_version == "2.0":
-        return {"version": "2.0", "type": "REQUEST", "routeArn": resource_arn, "identitySource": identities, **event}
+        return {**event, "version": "2.0", "type": "REQUEST", "routeArn": resource_arn, "identitySource": identities}
     joined = ",".join(identities)
     return {
+        **event,
         "version": "1.0",
         "type": "REQUEST",
         "methodArn": resource_arn,
         "identitySource": joined,
         "authorizationToken": joined,
-        **event,
     }
 
 

@@ -21,7 +21,8 @@ def _query(event: dict[str, Any], name: str, default: str) -> str:
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    resource = event["resource"]
+    # REST and payload 1.0 events name the resource; payload 2.0 events their route key ("GET /echo").
+    resource = event.get("resource") or str(event.get("routeKey", " ")).split(" ", 1)[-1]
     if resource == "/binary":
         data = bytes(range(256)) * int(_query(event, "repeat", "1"))
         return {
