@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 from functools import cache
 from http import HTTPStatus
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import boto3
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
@@ -24,11 +23,12 @@ from lambda_vision.fetch import FetchPolicy, UrlFetcher
 from lambda_vision.inputs import header
 from lambda_vision.jobs import schemas as job_schemas
 from lambda_vision.jobs.config import JobSettings
-from lambda_vision.jobs.service import JobService
-from lambda_vision.jobs.store import JobStore
 from lambda_vision.registry import ModelConfigError, ModelRegistry
 from lambda_vision.responses import JSON, json_response
 from lambda_vision.settings import Settings
+
+if TYPE_CHECKING:
+    from lambda_vision.jobs.service import JobService
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools' Router is untyped
 
@@ -52,6 +52,12 @@ def job_service() -> JobService:
         registry = ModelRegistry.load(settings.models_config_path)
     except ModelConfigError as error:
         raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, ErrorCode.MODEL_UNAVAILABLE, f"No models: {error}") from None
+    # boto3 and the job service are imported here, on the first job request: the image routes never need them.
+    import boto3  # noqa: PLC0415
+
+    from lambda_vision.jobs.service import JobService  # noqa: PLC0415
+    from lambda_vision.jobs.store import JobStore  # noqa: PLC0415
+
     table = boto3.resource("dynamodb").Table(job_settings.table)
     return JobService(
         job_settings,

@@ -20,25 +20,18 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urljoin, urlsplit
-
-import urllib3
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    NewConnectionError,
-    ReadTimeoutError,
-    SSLError,
-)
 
 from lambda_vision.errors import ErrorCode, InputError
 from lambda_vision.settings import IPNetwork, Settings
+
+if TYPE_CHECKING:
+    from urllib3 import BaseHTTPResponse
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
@@ -186,7 +179,7 @@ class FetchedUrl:
 
 
 @dataclass(frozen=True)
-class _Target:
+class Target:
     """One URL, checked and split into what the connection needs."""
 
     url: str
@@ -202,7 +195,7 @@ class _Target:
         return host if self.port == _DEFAULT_PORTS[self.scheme] else f"{host}:{self.port}"
 
 
-class _Deadline:
+class Deadline:
     """The time by which one URL must be downloaded; when it passes, its sockets are shut down."""
 
     def __init__(self, seconds: float, request_left: float | None) -> None:
@@ -215,7 +208,7 @@ class _Deadline:
         self._timer = threading.Timer(self.seconds, self._expire)
         self._timer.daemon = True
 
-    def __enter__(self) -> _Deadline:
+    def __enter__(self) -> Deadline:
         self._timer.start()
         return self
 
@@ -237,23 +230,23 @@ class _Deadline:
             self._sockets.append(watched)
             expired = self.expired
         if expired:
-            _shut_down(watched)
+            shut_down(watched)
 
     def _expire(self) -> None:
         with self._lock:
             self.expired = True
             sockets = list(self._sockets)
         for sock in sockets:
-            _shut_down(sock)
+            shut_down(sock)
 
     def passed(self) -> bool:
         return self.expired or self.remaining() <= 0
 
-    def check(self, target: _Target) -> None:
+    def check(self, target: Target) -> None:
         if self.passed():
             raise self.error(target)
 
-    def error(self, target: _Target) -> InputError:
+    def error(self, target: Target) -> InputError:
         if self.by_request:
             return InputError(
                 ErrorCode.URL_TIMEOUT,
@@ -267,39 +260,9 @@ class _Deadline:
         )
 
 
-def _shut_down(sock: socket.socket) -> None:
+def shut_down(sock: socket.socket) -> None:
     with suppress(OSError):  # already closed
         sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked reading it; closing is left to its owner
-
-
-class _WatchedHTTPConnection(HTTPConnection):
-    def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._deadline = deadline
-
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        self._deadline.watch(sock)
-        return sock
-
-
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._deadline = deadline
-
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        self._deadline.watch(sock)  # before the TLS handshake, which the deadline covers too
-        return sock
-
-
-class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
 
 
 class UrlFetcher:
@@ -312,10 +275,10 @@ class UrlFetcher:
     def fetch(self, url: str, deadline: float | None = None) -> FetchedUrl:
         """The image at `url`, within the policy's total time and before `deadline` (time.monotonic()) if given."""
         request_left = None if deadline is None else deadline - time.monotonic()
-        with _Deadline(self._policy.total_timeout, request_left) as limit:
+        with Deadline(self._policy.total_timeout, request_left) as limit:
             return self._fetch(url, limit)
 
-    def _fetch(self, url: str, limit: _Deadline) -> FetchedUrl:
+    def _fetch(self, url: str, limit: Deadline) -> FetchedUrl:
         for redirects in range(self._policy.max_redirects + 1):
             redirected = redirects > 0
             target = _parse_url(url, redirected)
@@ -352,10 +315,15 @@ class UrlFetcher:
         if not self._policy.permits_host(target.host):
             raise InputError(ErrorCode.URL_FORBIDDEN, f"{target.host} is not on this service's list of allowed hosts")
         addresses = self._checked_addresses(target, redirected=False)
-        with _Deadline(self._policy.total_timeout, None) as limit:
+        from lambda_vision import transport  # noqa: PLC0415 - urllib3, loaded on the first URL
+
+        with Deadline(self._policy.total_timeout, None) as limit:
             for address in addresses:
                 limit.check(target)
-                with self._pool(target, address, limit) as pool, _translated_errors(target, self._policy, limit):
+                with (
+                    transport.pool(target, address, limit, self._policy) as pool,
+                    transport.translated_errors(target, self._policy, limit),
+                ):
                     try:
                         response = pool.urlopen(
                             "POST",
@@ -366,12 +334,12 @@ class UrlFetcher:
                             redirect=False,
                             assert_same_host=False,
                         )
-                    except NewConnectionError:
+                    except transport.NewConnectionError:
                         continue
                     return int(response.status)
         raise InputError(ErrorCode.URL_UNREACHABLE, f"could not connect to {target.host} on port {target.port}")
 
-    def _checked_addresses(self, target: _Target, redirected: bool) -> list[IPAddress]:
+    def _checked_addresses(self, target: Target, redirected: bool) -> list[IPAddress]:
         """The addresses to connect to, each one permitted by the policy."""
         if target.literal is not None:
             if not self._policy.permits_address(target.literal):
@@ -405,11 +373,16 @@ class UrlFetcher:
             )
         return [_connect_address(address) for address in addresses]
 
-    def _download(self, target: _Target, addresses: list[IPAddress], limit: _Deadline) -> FetchedUrl | str:
+    def _download(self, target: Target, addresses: list[IPAddress], limit: Deadline) -> FetchedUrl | str:
         """The image, or the Location of a redirect."""
+        from lambda_vision import transport  # noqa: PLC0415 - urllib3, loaded on the first URL
+
         for address in addresses:
             limit.check(target)
-            with self._pool(target, address, limit) as pool, _translated_errors(target, self._policy, limit):
+            with (
+                transport.pool(target, address, limit, self._policy) as pool,
+                transport.translated_errors(target, self._policy, limit),
+            ):
                 try:
                     response = pool.urlopen(
                         "GET",
@@ -420,7 +393,7 @@ class UrlFetcher:
                         assert_same_host=False,
                         preload_content=False,
                     )
-                except NewConnectionError:
+                except transport.NewConnectionError:
                     continue  # refused or no route: the next address may answer
                 try:
                     return self._read(target, response, limit)
@@ -432,26 +405,7 @@ class UrlFetcher:
             "reachable from the internet, or send the image itself",
         )
 
-    def _pool(self, target: _Target, address: IPAddress, limit: _Deadline) -> urllib3.HTTPConnectionPool:
-        left = max(0.001, limit.remaining())
-        timeout = urllib3.Timeout(
-            connect=min(self._policy.connect_timeout, left), read=min(self._policy.read_timeout, left)
-        )
-        if target.scheme == "https":
-            # Connect to the checked address; SNI and certificate verification use the host name.
-            return _WatchedHTTPSPool(
-                str(address),
-                target.port,
-                timeout=timeout,
-                retries=False,
-                maxsize=1,
-                server_hostname=target.host,
-                assert_hostname=target.host,
-                deadline=limit,
-            )
-        return _WatchedHTTPPool(str(address), target.port, timeout=timeout, retries=False, maxsize=1, deadline=limit)
-
-    def _read(self, target: _Target, response: urllib3.BaseHTTPResponse, limit: _Deadline) -> FetchedUrl | str:
+    def _read(self, target: Target, response: BaseHTTPResponse, limit: Deadline) -> FetchedUrl | str:
         status = response.status
         if status in REDIRECT_STATUSES:
             location = response.headers.get("Location")
@@ -485,7 +439,7 @@ class UrlFetcher:
             )
         return FetchedUrl(data=bytes(body), content_type=response.headers.get("Content-Type"), final_url=target.url)
 
-    def _too_large(self, target: _Target) -> InputError:
+    def _too_large(self, target: Target) -> InputError:
         limit = self._policy.max_bytes
         return InputError(
             ErrorCode.URL_TOO_LARGE,
@@ -494,12 +448,12 @@ class UrlFetcher:
         )
 
     @staticmethod
-    def _refuse(target: _Target, reason: str) -> None:
+    def _refuse(target: Target, reason: str) -> None:
         # Only scheme and host: paths and queries can carry tokens.
         _log.info("image URL refused: %s://%s: %s", target.scheme, target.host, reason)
 
 
-def _parse_url(url: str, redirected: bool) -> _Target:
+def _parse_url(url: str, redirected: bool) -> Target:
     def invalid(problem: str) -> InputError:
         what = "the image URL redirected to a URL that" if redirected else "the image URL"
         return InputError(ErrorCode.URL_INVALID, f"{what} {problem}")
@@ -532,7 +486,7 @@ def _parse_url(url: str, redirected: bool) -> _Target:
     target = parts.path or "/"
     if parts.query:
         target = f"{target}?{parts.query}"
-    return _Target(
+    return Target(
         url=url,
         scheme=scheme,
         host=host,
@@ -591,43 +545,3 @@ def _content_length(value: str | None) -> int | None:
         return None
     value = value.strip()
     return int(value) if value.isascii() and value.isdigit() else None
-
-
-def _read_timeout(target: _Target, policy: FetchPolicy) -> InputError:
-    return InputError(
-        ErrorCode.URL_TIMEOUT,
-        f"{target.host} sent nothing for {policy.read_timeout:g} s while the image was awaited; try again later, "
-        "use a faster server or send the image itself",
-    )
-
-
-@contextmanager
-def _translated_errors(target: _Target, policy: FetchPolicy, limit: _Deadline) -> Iterator[None]:
-    """Turns urllib3's transport errors into errors the sender of the URL can act on."""
-    try:
-        yield
-    except (HTTPError, OSError) as error:
-        if limit.passed():  # the deadline shut the connection down or cut a timeout short: the cause is time
-            raise limit.error(target) from None
-        raise _transport_error(error, target, policy) from None
-
-
-def _transport_error(error: HTTPError | OSError, target: _Target, policy: FetchPolicy) -> InputError:
-    if isinstance(error, ConnectTimeoutError):
-        return InputError(
-            ErrorCode.URL_TIMEOUT,
-            f"{target.host} did not accept a connection within {policy.connect_timeout:g} s; "
-            "try again later or send the image itself",
-        )
-    if isinstance(error, ReadTimeoutError):
-        return _read_timeout(target, policy)
-    if isinstance(error, SSLError):
-        return InputError(
-            ErrorCode.URL_UNREACHABLE,
-            f"could not make a trusted HTTPS connection to {target.host} (its certificate is invalid, expired "
-            "or issued for another name); fix the certificate or use another URL",
-        )
-    return InputError(
-        ErrorCode.URL_UNREACHABLE,
-        f"the connection to {target.host} failed while downloading the image; try again later or send the image itself",
-    )
