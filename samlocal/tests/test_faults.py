@@ -116,7 +116,7 @@ class TestWorkers:
                 os.kill(pid, signal.SIGKILL)
 
     def test_requests_right_after_a_worker_died_go_to_another_environment(self, api: LocalApi) -> None:
-        for _ in range(5):
+        for _ in range(20):
             pid = api.get("/reserved").json()["pid"]
             os.kill(pid, signal.SIGKILL)
             response = api.get("/reserved")  # within a millisecond of the death

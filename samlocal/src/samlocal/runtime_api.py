@@ -12,6 +12,7 @@ invocation (the gateway's thread) writes the answer itself, with no thread to wa
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 import threading
 from pathlib import Path
@@ -38,8 +39,11 @@ class EnvironmentSide(Protocol):
         """The invocation to answer `next` with now, or None: parked (answered later on `connection`)."""
         ...
 
-    def connection_closed(self, connection: socket.socket, unread: bool) -> None:
-        """The runtime's connection ended; `unread`: reset with data it never read (its process died)."""
+    def connection_closed(self, connection: socket.socket, unread: bool) -> bool:
+        """The runtime's connection ended; `unread`: reset with data it never read (its process died).
+
+        True: the environment keeps the socket open and closes it itself (it still has to find out whether
+        the invocation written on it was read)."""
         ...
 
     def invocation_response(self, request_id: str, payload: bytes) -> bool: ...
@@ -102,7 +106,9 @@ def closed_unread(connection: socket.socket) -> bool:
         return True
     except OSError:
         return False
-    return False
+    # An end of stream first, then the reset: data written after the runtime closed. The kernel keeps that
+    # reset as the socket's pending error (EPIPE once the end of stream was seen), not as recv's.
+    return connection.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) in (errno.ECONNRESET, errno.EPIPE)
 
 
 def unread_by_peer(connection: socket.socket) -> int:
@@ -217,9 +223,10 @@ class RuntimeApiServer:
             with self._lock:
                 if connection in self._connections:
                     self._connections.remove(connection)
-            self.environment.connection_closed(connection, unread)
+            kept = self.environment.connection_closed(connection, unread)
             rfile.close()
-            connection.close()
+            if not kept:
+                connection.close()
 
     def _dispatch(self, request: _Request, connection: socket.socket) -> bytes | None:
         target = request.target

@@ -232,15 +232,17 @@ class Environment:
         with self._cond:
             if self.current is not invocation:
                 return  # the process exited meanwhile, and the invocation went elsewhere
-            self._in_transit = None
             if not reachable:
-                self.current = None
+                self.current = self._in_transit = None
         if not reachable:
             self._abandon(invocation, "its runtime is stopped or gone")
             return
         self._started(invocation)
         with contextlib.suppress(OSError):  # a runtime that dies now resets the connection: see `_exited`
             connection.sendall(next_response(invocation, self.function_arn))
+        with self._cond:  # in transit until written: a process that exits before then never saw it
+            if self._in_transit is invocation:
+                self._in_transit = None
 
     def _started(self, invocation: Invocation) -> None:
         self.peak_kb = 0
@@ -314,16 +316,21 @@ class Environment:
         self._started(invocation)
         return invocation
 
-    def connection_closed(self, connection: socket.socket, unread: bool) -> None:
+    def connection_closed(self, connection: socket.socket, unread: bool) -> bool:
         with self._cond:
             if self._parked is connection:
                 self._parked = None
             invocation = self.current
-            if not unread or invocation is None or self._delivered_on is not connection:
-                return
+            if invocation is None or self._delivered_on is not connection:
+                return False
+            if not unread:
+                # An end of stream: the invocation may still be on its way (written just after the runtime
+                # closed); `_exited` looks at the socket once the process is gone, and closes it.
+                return True
             # The process closed the connection without reading its invocation: it died before the handler ran.
             self.current = None
         self._abandon(invocation, "its runtime exited before reading the invocation")
+        return False
 
     def _take_current(self, request_id: str) -> Invocation | None:
         with self._cond:
@@ -429,6 +436,8 @@ class Environment:
                 running, pending = None, running  # never written to the runtime
             elif running is not None and self._delivered_on is not None and closed_unread(self._delivered_on):
                 running, pending = None, running  # written, but never read: as good as queued
+            if self._delivered_on is not None:
+                self._delivered_on.close()  # kept open by `connection_closed` for the check above
             self.current = self._pending = None
             self._cond.notify_all()
         self.pool.watcher.deactivate(self)
