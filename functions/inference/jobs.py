@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, APIGatewayProxyEventV2
 
 from lambda_vision import schemas
 from lambda_vision.errors import ApiError, ErrorCode
@@ -72,11 +72,12 @@ def job_service() -> JobService:
 def status_url(job_id: str) -> str:
     """Where GET /jobs/{job_id} is, as the caller reached this API (with the stage on API Gateway's own domain)."""
     event = router.current_event
-    assert isinstance(event, APIGatewayProxyEvent)
-    context = event.request_context
-    host = header(event.headers, "host") or context.domain_name or ""
+    assert isinstance(event, APIGatewayProxyEvent | APIGatewayProxyEventV2)
+    host = header(event.headers, "host") or event.request_context.domain_name or ""
     scheme = header(event.headers, "x-forwarded-proto") or ("https" if ".amazonaws.com" in host else "http")
-    path = context.path if host.endswith(".amazonaws.com") and context.path else event.path
+    path = event.path  # payload 2.0 (HTTP APIs, Function URLs): rawPath, as the caller sent it
+    if isinstance(event, APIGatewayProxyEvent) and host.endswith(".amazonaws.com") and event.request_context.path:
+        path = event.request_context.path  # a REST API's event path leaves out the stage its own URLs start with
     return f"{scheme}://{host}{path.rstrip('/')}/{job_id}"
 
 

@@ -16,8 +16,9 @@ BUILD_INPUTS := template.yaml swagger.yaml $(shell find functions/inference laye
 
 .PHONY: validate swagger swagger-check build builds budget lock deploy smoke destroy cost
 
-validate: $(SAM_VENV)/.installed ## sam validate --lint (cfn-lint) on template.yaml
+validate: $(SAM_VENV)/.installed ## sam validate --lint (cfn-lint) on template.yaml, as a REST and as an HTTP API
 	$(SAM_RUN) validate --lint --template-file template.yaml
+	$(SAM_VENV)/bin/cfn-lint template.yaml --parameters ApiType=HTTP
 
 cost: $(VENV)/.installed ## The most a day of the stack can cost (template defaults and samconfig.toml environments)
 	$(PY) scripts/cost.py
