@@ -4,12 +4,18 @@ the real models and the local AWS endpoint, called over HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from PIL import Image
 from requests_toolbelt import MultipartEncoder
 
@@ -18,6 +24,8 @@ from sample_images import rotated_page
 from support import ROOT
 
 ORIGIN = "https://app.example.com"
+POOL_ARN = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_AbCdEf123"
+ISSUER = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123"
 UPRIGHT = rotated_page(0)  # PNG, reads as "0"
 TURNED = rotated_page(90, "JPEG")  # reads as "270"
 
@@ -31,6 +39,44 @@ def http_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
         yield local_api
     finally:
         local_api.close()
+
+
+def served(tmp_path_factory: pytest.TempPathFactory, overrides: str) -> LocalApi:
+    log = tmp_path_factory.mktemp("http-api-auth") / "console.log"
+    return LocalApi(ROOT / "template.yaml", log, "--parameter-overrides", overrides)
+
+
+@pytest.fixture(scope="module")
+def iam_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
+    local_api = served(tmp_path_factory, "ApiType=HTTP Auth=IAM")
+    try:
+        yield local_api
+    finally:
+        local_api.close()
+
+
+@pytest.fixture(scope="module")
+def cognito_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
+    overrides = (
+        f"ApiType=HTTP Auth=COGNITO CognitoUserPoolArn={POOL_ARN} CognitoAppClientIds=webclient,mobileclient "
+        f"CorsAllowOrigin={ORIGIN}"
+    )
+    local_api = served(tmp_path_factory, overrides)
+    try:
+        yield local_api
+    finally:
+        local_api.close()
+
+
+def id_token(**claims: Any) -> str:
+    """A Cognito ID token's shape; the local API checks its claims, not its signature (it cannot fetch the keys)."""
+
+    def part(document: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(document).encode()).decode().rstrip("=")
+
+    now = int(time.time())
+    document = {"sub": "u-1", "iss": ISSUER, "aud": "webclient", "token_use": "id", "iat": now, "exp": now + 600}
+    return f"{part({'alg': 'RS256', 'kid': 'k1'})}.{part({**document, **claims})}.c2lnbmF0dXJl"
 
 
 def invocations(api: LocalApi) -> int:
@@ -161,3 +207,52 @@ def test_a_job_is_accepted_with_a_status_url_at_the_root(http_api: LocalApi) -> 
     described = http_api.get(f"/jobs/{job['job_id']}")
     assert described.status_code == 200
     assert described.json()["job_id"] == job["job_id"]
+
+
+# Auth on the HTTP API: AWS_IAM authorization, or a JWT authorizer trusting the Cognito pool's app clients.
+
+
+def test_iam_auth_refuses_an_unsigned_request(iam_api: LocalApi) -> None:
+    before = invocations(iam_api)
+    response = iam_api.get("/models")
+    assert response.status_code == 403
+    assert response.json() == {"message": "Forbidden"}
+    assert invocations(iam_api) == before
+
+
+def test_iam_auth_lets_a_sigv4_signed_request_through(iam_api: LocalApi) -> None:
+    request = AWSRequest(method="GET", url=f"{iam_api.url}/models")
+    SigV4Auth(Credentials("AKIDEXAMPLE", "secret"), "execute-api", "us-east-1").add_auth(request)
+    response = iam_api.get("/models", headers=dict(request.headers))
+    assert response.status_code == 200, response.text
+    assert "orientation" in {model["name"] for model in response.json()["models"]}
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        id_token(aud="someoneelse"),  # an app client the stack does not trust
+        id_token(iss="https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Other"),  # another pool
+        id_token(exp=int(time.time()) - 60),  # expired
+    ],
+)
+def test_cognito_auth_refuses_a_missing_foreign_or_expired_token(cognito_api: LocalApi, authorization: str) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    response = cognito_api.get("/models", headers=headers)
+    assert response.status_code == 401
+    assert response.json() == {"message": "Unauthorized"}
+
+
+@pytest.mark.parametrize("client", ["webclient", "mobileclient"])
+def test_cognito_auth_accepts_an_id_token_of_each_trusted_app_client(cognito_api: LocalApi, client: str) -> None:
+    response = cognito_api.get("/models", headers={"Authorization": id_token(aud=client)})
+    assert response.status_code == 200, response.text
+
+
+def test_a_preflight_needs_no_token_with_cognito_auth(cognito_api: LocalApi) -> None:
+    response = cognito_api.request(
+        "OPTIONS", "/predict", headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"}
+    )
+    assert response.status_code == 204
+    assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
