@@ -23,6 +23,8 @@ SECONDS_PER_DAY = 86_400
 PRICE_PER_GB_SECOND = {"arm64": 0.0000133334, "x86_64": 0.0000166667}
 LAMBDA_PER_MILLION_REQUESTS = 0.20
 REST_API_PER_MILLION_REQUESTS = 3.50
+HTTP_API_PER_MILLION_REQUESTS = 1.00  # ApiType=HTTP (the first 300 million a month)
+API_PER_MILLION_REQUESTS = {"REST": REST_API_PER_MILLION_REQUESTS, "HTTP": HTTP_API_PER_MILLION_REQUESTS}
 # Without a reservation, the function may use the account's whole concurrency (1,000 by default).
 ACCOUNT_CONCURRENCY = 1000
 
@@ -37,6 +39,7 @@ class WorstDay:
     timeout_s: int
     rate_per_s: int
     quota_per_day: int | None
+    api_type: str = "REST"
 
     @property
     def compute_seconds(self) -> float:
@@ -58,7 +61,7 @@ class WorstDay:
 
     @property
     def requests_usd(self) -> float:
-        return self.requests / 1e6 * (LAMBDA_PER_MILLION_REQUESTS + REST_API_PER_MILLION_REQUESTS)
+        return self.requests / 1e6 * (LAMBDA_PER_MILLION_REQUESTS + API_PER_MILLION_REQUESTS[self.api_type])
 
     @property
     def total_usd(self) -> float:
@@ -78,6 +81,7 @@ def worst_day(name: str, template: dict[str, Any], overrides: dict[str, str]) ->
         timeout_s=int(template["Resources"]["InferenceFunction"]["Properties"]["Timeout"]),
         rate_per_s=int(parameters["ThrottlingRateLimit"]),
         quota_per_day=int(parameters["QuotaRequestsPerDay"]) if parameters["ApiKeyRequired"] == "true" else None,
+        api_type=parameters["ApiType"],
     )
 
 

@@ -37,6 +37,11 @@ def test_requests_are_bounded_by_the_stage_rate_and_priced_for_lambda_and_the_re
     assert day().requests_usd == pytest.approx(864_000 / 1e6 * 3.70)
 
 
+def test_an_http_api_prices_its_requests_at_its_own_rate() -> None:
+    assert day(api_type="HTTP").requests == 864_000
+    assert day(api_type="HTTP").requests_usd == pytest.approx(864_000 / 1e6 * 1.20)
+
+
 def test_an_api_key_quota_bounds_both_requests_and_compute() -> None:
     quota = day(concurrency=25, rate_per_s=25, quota_per_day=50_000)
     assert quota.requests == 50_000
