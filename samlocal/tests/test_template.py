@@ -226,3 +226,44 @@ def test_overrides_of_undeclared_parameters_are_ignored_with_a_warning(folder: P
     template = write(folder, "template.yaml", "Resources:\n", FUNCTION)
     stack = read_stack(template, {"Nope": "1"})
     assert "parameter overrides for undeclared parameters are ignored: Nope" in stack.warnings
+
+
+def test_resources_of_a_false_condition_are_not_listed_as_not_served(folder: Path) -> None:
+    template = write(
+        folder,
+        "template.yaml",
+        """\
+        Transform: AWS::Serverless-2016-10-31
+        Parameters:
+          ApiType: {Type: String, Default: REST, AllowedValues: [REST, HTTP]}
+        Conditions:
+          IsRest: !Equals [!Ref ApiType, REST]
+          IsHttp: !Equals [!Ref ApiType, HTTP]
+        Resources:
+          RestApi:
+            Type: AWS::Serverless::Api
+            Condition: IsRest
+            Properties: {StageName: v1}
+          HttpApi:
+            Type: AWS::Serverless::HttpApi
+            Condition: IsHttp
+          Key:
+            Type: AWS::ApiGateway::ApiKey
+            Condition: IsRest
+          Plan:
+            Type: AWS::ApiGateway::UsagePlan
+            Condition: IsRest
+            Properties: {ApiStages: [{ApiId: !Ref RestApi, Stage: v1}]}
+          Logs:
+            Type: AWS::Logs::LogGroup
+        """,
+        FUNCTION,
+    )
+    rest = read_stack(template)
+    assert any("ApiKey (Key)" in item for item in rest.not_served)
+    assert any("UsagePlan (Plan)" in item for item in rest.not_served)
+    http = read_stack(template, {"ApiType": "HTTP"})
+    listed = "\n".join(http.not_served)
+    assert "Key" not in listed
+    assert "Plan" not in listed
+    assert "LogGroup (Logs)" in listed  # unconditional resources are still listed

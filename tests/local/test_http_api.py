@@ -95,6 +95,7 @@ def test_only_the_http_api_is_served_and_every_request_goes_to_the_function(http
     assert re.search(r"ANY\s+\$default\s+->\s+InferenceFunction", output), output[:3000]
     # The REST API, its mock preflights and its usage plan are not created with ApiType=HTTP.
     assert not re.search(r"\bInferenceApi\b", output)
+    assert not {"ApiKey", "UsagePlan", "ApiGatewayAccount", "RestApiInvokePermission"} & set(re.findall(r"\w+", output))
     assert "/v1/" not in output
 
 

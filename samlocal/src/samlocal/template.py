@@ -272,6 +272,9 @@ class TemplateReader:
         for logical_id, resource in self.resources.items():
             if not isinstance(resource, Mapping):
                 continue
+            condition = resource.get("Condition")
+            if condition is not None and not self.resolver.condition(str(condition)):
+                continue  # not created with these parameters: nothing to say about it
             resource_type = str(resource.get("Type", ""))
             if resource_type not in SERVED_TYPES:
                 self.not_served.resource(logical_id, resource_type)
