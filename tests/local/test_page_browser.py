@@ -51,10 +51,12 @@ def driver() -> Iterator[Any]:
         browser.quit()
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
+@pytest.fixture(scope="module", params=["REST", "HTTP"])
+def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
+    """The page served by the REST API, then by the HTTP API of ApiType=HTTP (v2 events, no binary media types)."""
     log = tmp_path_factory.mktemp("page") / "console.log"
-    local_api = LocalApi(ROOT / "template.yaml", log, "--warm-containers", "eager")
+    overrides = f"ApiType={request.param}"
+    local_api = LocalApi(ROOT / "template.yaml", log, "--warm-containers", "eager", "--parameter-overrides", overrides)
     try:
         yield local_api
     finally:
