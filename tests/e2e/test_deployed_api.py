@@ -2,8 +2,9 @@
 answer compared with the function's answer to the same event, computed here in-process.
 
 Skipped unless API_URL is set (scripts/smoke sets it from the stack's outputs; API_KEY when the stack requires
-a key, API_AUTH=IAM when requests must be signed with SigV4 by your AWS credentials). What only the real API
-Gateway does (binary bodies, unknown routes, API keys, authentication, CORS preflight) is checked on top.
+a key, API_AUTH=IAM when requests must be signed with SigV4 by your AWS credentials, API_TYPE=HTTP for a stack
+deployed with ApiType=HTTP, API_CORS_ORIGIN for its CorsAllowOrigin). What only the real API Gateway does
+(binary bodies, unknown routes, API keys, authentication, CORS preflight) is checked on top.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from support import EVENTS_DIR, LambdaContext, load_event
 API_URL = os.environ.get("API_URL", "").rstrip("/")
 API_KEY = os.environ.get("API_KEY", "")
 API_AUTH = os.environ.get("API_AUTH", "NONE")
+API_TYPE = os.environ.get("API_TYPE", "REST")
+API_CORS_ORIGIN = os.environ.get("API_CORS_ORIGIN", "")
 TIMEOUT = 35  # API Gateway answers within 29 s
 SCORE_TOLERANCE = 0.02  # arm64 and x86_64 builds of ONNX Runtime round differently
 
@@ -137,18 +140,23 @@ def test_deployed_api_answers_like_the_function(name: str) -> None:
         assert_same_results(deployed.json, expected.json)
 
 
-def test_an_unknown_route_is_refused_by_api_gateway_in_the_api_error_shape() -> None:
-    # API Gateway answers routes it does not know itself, before any function runs (its gateway responses).
+def test_an_unknown_route_is_refused_in_the_api_error_shape() -> None:
     answer = send({"httpMethod": "GET", "path": "/no-such-route"})
-    assert answer.status == 403
     error = answer.json["error"]
-    assert error["code"] == "MISSING_AUTHENTICATION_TOKEN"
-    assert error["message"] == "Missing Authentication Token"
+    if API_TYPE == "HTTP":
+        # The HTTP API's $default route sends it to the function, which answers its own 404.
+        assert answer.status == 404
+        assert error["code"] == "route_not_found"
+    else:
+        # A REST API answers routes it does not know itself, before any function runs (its gateway responses).
+        assert answer.status == 403
+        assert error["code"] == "MISSING_AUTHENTICATION_TOKEN"
+        assert error["message"] == "Missing Authentication Token"
     assert error["request_id"]
 
 
 def test_cors_preflight_is_answered_by_api_gateway() -> None:
-    origin = "https://app.example.com"
+    origin = API_CORS_ORIGIN or "https://app.example.com"
     answer = send(
         {
             "httpMethod": "OPTIONS",
@@ -158,6 +166,12 @@ def test_cors_preflight_is_answered_by_api_gateway() -> None:
         api_key=None,
         sign=False,
     )
+    if API_TYPE == "HTTP" and not API_CORS_ORIGIN:
+        # Without a CorsConfiguration an HTTP API answers no preflight: OPTIONS is an ordinary request of its
+        # $default route, refused by its authorization, else answered by the function (no such route).
+        assert answer.status == {"IAM": 403, "COGNITO": 401}.get(API_AUTH, 404)
+        assert "Access-Control-Allow-Origin" not in answer.headers
+        return
     assert answer.status == 204
     if "Access-Control-Allow-Origin" in answer.headers:  # the stack's CorsAllowOrigin is set
         assert "POST" in answer.headers["Access-Control-Allow-Methods"].split(",")
@@ -167,7 +181,10 @@ def test_cors_preflight_is_answered_by_api_gateway() -> None:
 def test_an_unsigned_call_is_refused_when_the_stack_uses_iam() -> None:
     answer = send({"httpMethod": "GET", "path": "/health"}, sign=False)
     assert answer.status == 403
-    assert answer.json["error"]["code"] == "MISSING_AUTHENTICATION_TOKEN"
+    if API_TYPE == "HTTP":
+        assert answer.json == {"message": "Forbidden"}  # HTTP APIs cannot customize their own errors
+    else:
+        assert answer.json["error"]["code"] == "MISSING_AUTHENTICATION_TOKEN"
 
 
 def test_the_page_is_served_at_the_stage_root_with_or_without_a_slash() -> None:
