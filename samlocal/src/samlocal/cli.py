@@ -20,6 +20,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -30,6 +31,7 @@ from samlocal.aws_endpoint import DEFAULT_AWS_PORT, AwsEndpointError
 from samlocal.config import ConfigError, read_config
 from samlocal.console import Console
 from samlocal.event_sources import EventSourceError
+from samlocal.function_urls import FunctionUrlPortError, FunctionUrlServers
 from samlocal.gateway import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_INTEGRATION_TIMEOUT,
@@ -51,6 +53,7 @@ from samlocal.workers import DEFAULT_IDLE_TIMEOUT as DEFAULT_ENVIRONMENT_IDLE_TI
 from samlocal.workers import DEFAULT_MAX_CONCURRENCY, FunctionPool, Watchdog
 
 DEFAULT_SHUTDOWN_GRACE = 10.0
+DEFAULT_FUNCTION_URL_PORT = 3001  # the port after the API's, as SAM CLI's start-function-urls proposal
 
 
 _LONG_FORM = re.compile(r"ParameterKey=([^,]+),ParameterValue=(.*)")
@@ -166,6 +169,13 @@ def add_start_api_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-t", "--template", "--template-file", type=Path, help="SAM template (default template.yaml)")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1, or HOST)")
     parser.add_argument("-p", "--port", type=int, help="port (default 3000, or PORT); 0 picks a free one")
+    parser.add_argument(
+        "--function-url-port",
+        type=int,
+        metavar="PORT",
+        help=f"first port of the template's Lambda Function URLs, one port each, in template order (default "
+        f"{DEFAULT_FUNCTION_URL_PORT}, or FUNCTION_URL_PORT); 0 picks free ones",
+    )
     parser.add_argument(
         "-n", "--env-vars", type=Path, help='JSON environment variables: {"Parameters": {..}, "<Function>": {..}}'
     )
@@ -306,6 +316,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.host = args.host or os.environ.get("HOST", "127.0.0.1")
     args.port = int(os.environ.get("PORT", "3000")) if args.port is None else int(args.port)
     args.aws_port = int(os.environ.get("AWS_PORT", DEFAULT_AWS_PORT)) if args.aws_port is None else int(args.aws_port)
+    if getattr(args, "function_url_port", None) is None:
+        args.function_url_port = int(os.environ.get("FUNCTION_URL_PORT", DEFAULT_FUNCTION_URL_PORT))
+    args.function_url_port = int(args.function_url_port)
     args.template = Path(args.template)
     args.warm_containers = str(args.warm_containers).lower()
     for name in ("environment_idle_timeout", "connection_idle_timeout", "shutdown_grace"):
@@ -358,6 +371,20 @@ class LocalApi:
             max_connections=args.max_connections,
         )
         self.port: int = self.server.server_address[1]
+        self.function_urls = FunctionUrlServers(
+            args.host,
+            args.function_url_port,
+            console,
+            region=args.region or REGION,
+            idle_timeout=args.connection_idle_timeout,
+            max_connections=args.max_connections,
+        )
+        try:
+            self.function_urls.apply(self.stack, self.pools)
+        except FunctionUrlPortError:
+            self.server.server_close()
+            self.function_urls.close()
+            raise
         self._thread: threading.Thread | None = None
 
     def _read_stack(self) -> Stack:
@@ -397,6 +424,7 @@ class LocalApi:
         lines = [f"Serving {self.stack.template_path.name} on {self.url} (no Docker)"]
         lines += [f"  warning: {warning}" for warning in self.stack.warnings]
         lines += [f"  warning: {warning}" for warning in self.server.gateway.warnings]
+        lines += [f"  warning: {warning}" for warning in self.function_urls.warnings()]
         lines += [f"  warning: {option} has no effect: there are no containers" for option in self.args.ignored_options]
         if self.stack.not_served:
             lines.append("  Not served (and what happens instead):")
@@ -414,6 +442,7 @@ class LocalApi:
                 f"{self.server.gateway.describe_route(route)}"
                 for route in sorted(api.routes, key=lambda route: (route.resource_path, route.method))
             ]
+        lines += self.function_urls.describe()
         if self.aws:
             lines += self.aws.describe()
         for logical_id, pool in self.pools.items():
@@ -437,6 +466,7 @@ class LocalApi:
                 pool.warm()
         self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
         self._thread.start()
+        self.function_urls.start()
         if self.aws:
             self.aws.start()
 
@@ -495,6 +525,10 @@ class LocalApi:
             self.stack, self.pools = stack, pools
             self.watchdog.pools = list(pools.values()) + self.retired + replaced
             self.server.gateway = self._gateway(self.port)  # one assignment: requests in flight finish as they began
+            try:
+                changes += self.function_urls.apply(stack, pools)
+            except FunctionUrlPortError as error:
+                changes.append(str(error))
             for pool in replaced:
                 self._retire(pool)
             if not self.args.no_reload:
@@ -520,7 +554,9 @@ class LocalApi:
         """Drains the server (requests in flight get up to `grace` seconds), then stops every environment;
         the number of requests still unanswered."""
         self.reloader.stop()
+        deadline = time.monotonic() + grace
         unanswered = self.server.drain(grace, interrupted)
+        unanswered += self.function_urls.drain(max(0.0, deadline - time.monotonic()), interrupted)
         if self.aws:
             self.aws.stop()
         self.watchdog.stop()
@@ -528,8 +564,10 @@ class LocalApi:
             pool.close()
         if unanswered:  # their functions were stopped: they answer 502 now
             self.server.wait_answered(1.0)
+            self.function_urls.wait_answered(1.0)
         self.memory_watcher.stop()
         self.server.server_close()
+        self.function_urls.close()
         self.opt_dirs.remove()
         return unanswered
 
@@ -622,6 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         AwsEndpointError,
         ProvisionError,
         EventSourceError,
+        FunctionUrlPortError,
     ) as error:
         print(f"samlocal: {error}", file=sys.stderr)
         return 2
@@ -644,7 +683,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.info("Press Ctrl-C to stop.")
     while not stopping.wait(0.5):
         pass
-    in_flight = local_api.server.in_flight
+    in_flight = local_api.server.in_flight + local_api.function_urls.in_flight
     if in_flight:
         console.info(
             f"Stopping... {in_flight} request(s) in flight get up to {args.shutdown_grace:g} s to finish "

@@ -25,11 +25,14 @@ import requests
 
 _SERVING = re.compile(r"Serving \S+ on (http://\S+)")
 _AWS_ENDPOINT = re.compile(r"AWS endpoint \(S3, SQS, DynamoDB\) on (http://[^\s,]+)")
+_FUNCTION_URL = re.compile(r"Function URL for (\S+?)(?: \((\S+)\))?: (http://\S+?)/ ")
 
 
 class LocalApi:
     """A running emulator; its console output is kept in a file (`output()`), its URL in `url`, the URL of its
-    local AWS endpoint (on a free port unless `--aws-port` is given) in `aws_url` (None when it has none)."""
+    local AWS endpoint (on a free port unless `--aws-port` is given) in `aws_url` (None when it has none), the
+    URLs of its Function URLs (on free ports) in `function_urls`, by logical id (the function's, or the
+    AWS::Lambda::Url resource's), without the trailing slash."""
 
     def __init__(
         self,
@@ -43,7 +46,7 @@ class LocalApi:
         self.template = template
         self.log_path = log_path
         command = [sys.executable, "-m", "samlocal", "start-api", "--template", str(template), "--port", "0"]
-        command += ["--aws-port", "0", *args]
+        command += ["--aws-port", "0", "--function-url-port", "0", *args]
         if env_vars is not None:
             env_file = log_path.with_suffix(".env.json")
             env_file.write_text(json.dumps(env_vars))
@@ -59,6 +62,9 @@ class LocalApi:
         self.url = self._wait_for_url()
         endpoint = _AWS_ENDPOINT.search(self.output())
         self.aws_url: str | None = endpoint.group(1) if endpoint else None
+        self.function_urls: dict[str, str] = {
+            match.group(2) or match.group(1): match.group(3) for match in _FUNCTION_URL.finditer(self.output())
+        }
         self.session = requests.Session()
 
     def _wait_for_url(self, timeout: float = 60.0) -> str:
