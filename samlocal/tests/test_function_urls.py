@@ -7,6 +7,9 @@ import base64
 import json
 import re
 import shutil
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -330,6 +333,52 @@ def test_a_function_url_added_to_the_template_is_served_without_a_restart(tmp_pa
             requests.get(local_api.function_urls["ThrottledFunction"] + "/", timeout=5)
     finally:
         local_api.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class TestStartFunctionUrls:
+    """`samlocal start-function-urls [FUNCTION]`, the options of SAM CLI's proposed command."""
+
+    def test_one_functions_url_on_a_port_of_the_range_without_signatures(self, tmp_path: Path) -> None:
+        port = free_port()
+        local_api = LocalApi(
+            TEMPLATE,
+            tmp_path / "console.log",
+            "SignedFunction",
+            "--port-range",
+            f"{port}-{port}",
+            "--disable-authorizer",
+            command="start-function-urls",
+        )
+        try:
+            assert local_api.function_urls == {"SignedFunction": f"http://127.0.0.1:{port}"}
+            assert "accept unsigned requests" in local_api.output()
+            event = event_of(requests.get(f"http://127.0.0.1:{port}/unsigned", timeout=30))
+            assert event["requestContext"]["accountId"] == "anonymous"
+            assert "authorizer" not in event["requestContext"]
+        finally:
+            local_api.close()
+
+    def test_a_busy_range_or_no_function_url_is_said_and_exits_2(self) -> None:
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            command = [sys.executable, "-m", "samlocal", "start-function-urls", "-t", str(TEMPLATE)]
+            taken = subprocess.run(
+                [*command, "--port-range", f"{port}-{port}"], check=False, capture_output=True, text=True, timeout=60
+            )
+        assert taken.returncode == 2
+        assert f"no free port in --port-range {port}-{port} for the Function URL of UrlFunction" in taken.stderr
+        api_only = [sys.executable, "-m", "samlocal", "start-function-urls", "-t", str(HERE / "templates" / "api.yaml")]
+        none = subprocess.run(api_only, check=False, capture_output=True, text=True, timeout=60)
+        assert none.returncode == 2
+        assert "the template has no Function URL (FunctionUrlConfig or AWS::Lambda::Url) to serve" in none.stderr
 
 
 class TestTemplate:

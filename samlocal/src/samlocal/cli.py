@@ -54,6 +54,7 @@ from samlocal.workers import DEFAULT_MAX_CONCURRENCY, FunctionPool, Watchdog
 
 DEFAULT_SHUTDOWN_GRACE = 10.0
 DEFAULT_FUNCTION_URL_PORT = 3001  # the port after the API's, as SAM CLI's start-function-urls proposal
+FUNCTION_URLS_COMMAND = "start-function-urls"
 
 
 _LONG_FORM = re.compile(r"ParameterKey=([^,]+),ParameterValue=(.*)")
@@ -73,6 +74,18 @@ def _parameter_overrides(values: Sequence[str]) -> dict[str, str]:
             else:
                 raise argparse.ArgumentTypeError(f"--parameter-overrides takes Name=Value pairs, got {pair!r}")
     return overrides
+
+
+def _port_range(text: str) -> range:
+    """`3001-3010` -> the ports 3001 to 3010."""
+    first, _, last = str(text).partition("-")
+    try:
+        ports = range(int(first), int(last) + 1)
+    except ValueError as error:
+        raise SystemExit(f"samlocal: --port-range takes FIRST-LAST, such as 3001-3010, got {text!r}") from error
+    if not ports or ports.start < 1 or ports.stop > 65536:
+        raise SystemExit(f"samlocal: --port-range {text!r} holds no port between 1 and 65535")
+    return ports
 
 
 def _concurrency_limits(values: Sequence[str], stack: Stack) -> dict[str, tuple[int, str]]:
@@ -142,6 +155,22 @@ def build_parser() -> argparse.ArgumentParser:
         "with real Lambda runtime workers.",
     )
     add_start_api_options(start_api)
+    start_function_urls = commands.add_parser(
+        "start-function-urls",
+        help="serve the template's Lambda Function URLs, each on a port of its own",
+        description="Serve the Lambda Function URLs of a SAM template locally (FunctionUrlConfig and "
+        "AWS::Lambda::Url), each on a port of its own, without Docker; the options of sam local "
+        "start-function-urls (SAM CLI's proposal) and of start-api.",
+    )
+    start_function_urls.add_argument(
+        "function", nargs="?", metavar="FUNCTION", help="serve only this function's Function URL(s)"
+    )
+    start_function_urls.add_argument(
+        "--port-range",
+        metavar="FIRST-LAST",
+        help="the ports Function URLs may take, the first free ones in order (default: from --port up)",
+    )
+    add_start_api_options(start_function_urls, function_urls_only=True)
     invoke = commands.add_parser(
         "invoke",
         help="invoke a function once with an event (sam local invoke)",
@@ -165,17 +194,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_start_api_options(parser: argparse.ArgumentParser) -> None:
+def add_start_api_options(parser: argparse.ArgumentParser, *, function_urls_only: bool = False) -> None:
     parser.add_argument("-t", "--template", "--template-file", type=Path, help="SAM template (default template.yaml)")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1, or HOST)")
-    parser.add_argument("-p", "--port", type=int, help="port (default 3000, or PORT); 0 picks a free one")
-    parser.add_argument(
-        "--function-url-port",
-        type=int,
-        metavar="PORT",
-        help=f"first port of the template's Lambda Function URLs, one port each, in template order (default "
-        f"{DEFAULT_FUNCTION_URL_PORT}, or FUNCTION_URL_PORT); 0 picks free ones",
+    function_url_port_help = (
+        f"first port of the template's Lambda Function URLs, one port each, in template order (default "
+        f"{DEFAULT_FUNCTION_URL_PORT}, or FUNCTION_URL_PORT); 0 picks free ones"
     )
+    if function_urls_only:
+        parser.add_argument("-p", "--port", "--function-url-port", type=int, help=function_url_port_help)
+    else:
+        parser.add_argument("-p", "--port", type=int, help="port (default 3000, or PORT); 0 picks a free one")
+        parser.add_argument("--function-url-port", type=int, metavar="PORT", help=function_url_port_help)
     parser.add_argument(
         "-n", "--env-vars", type=Path, help='JSON environment variables: {"Parameters": {..}, "<Function>": {..}}'
     )
@@ -285,10 +315,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """`samlocal start-api [options]`; `samlocal [options]` is start-api too. Values come from the command line,
     then the configuration file (as SAM CLI reads samconfig.toml), then the defaults."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if not arguments or arguments[0] not in {"start-api", "invoke", "-h", "--help", "--version"}:
+    if not arguments or arguments[0] not in {"start-api", "start-function-urls", "invoke", "-h", "--help", "--version"}:
         arguments.insert(0, "start-api")
     args = build_parser().parse_args(arguments)
-    section = "local_invoke" if args.command == "invoke" else "local_start_api"
+    section = f"local_{args.command.replace('-', '_')}"
     try:
         configured = read_config(args.config_file, args.config_env, section, args.template)
     except ConfigError as error:
@@ -314,6 +344,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         value = getattr(args, name)
         setattr(args, name, [value] if isinstance(value, str) else [str(item) for item in value])
     args.host = args.host or os.environ.get("HOST", "127.0.0.1")
+    if args.command == FUNCTION_URLS_COMMAND:  # its --port is the first Function URL's
+        args.function_url_port, args.port = args.port, 0
+        args.port_range = _port_range(args.port_range) if args.port_range else None
+    else:
+        args.function, args.port_range = None, None
     args.port = int(os.environ.get("PORT", "3000")) if args.port is None else int(args.port)
     args.aws_port = int(os.environ.get("AWS_PORT", DEFAULT_AWS_PORT)) if args.aws_port is None else int(args.aws_port)
     if getattr(args, "function_url_port", None) is None:
@@ -363,12 +398,15 @@ class LocalApi:
         if self.aws:
             self.aws.connect(self.stack, self.pools)
         self.reloader = Reloader()
+        # start-function-urls serves the Function URLs only: the API server is never bound.
+        self.serves_apis = args.command != FUNCTION_URLS_COMMAND
         self.server = GatewayServer(
             args.host,
             args.port,
             self._gateway,
             idle_timeout=args.connection_idle_timeout,
             max_connections=args.max_connections,
+            listen=self.serves_apis,
         )
         self.port: int = self.server.server_address[1]
         self.function_urls = FunctionUrlServers(
@@ -378,8 +416,16 @@ class LocalApi:
             region=args.region or REGION,
             idle_timeout=args.connection_idle_timeout,
             max_connections=args.max_connections,
+            port_range=args.port_range,
+            only=args.function,
+            disable_authorizer=bool(args.disable_authorizer),
         )
         try:
+            if not self.serves_apis and not self.function_urls.served(self.stack):
+                named = f" for {args.function}" if args.function else ""
+                raise FunctionUrlPortError(
+                    f"the template has no Function URL{named} (FunctionUrlConfig or AWS::Lambda::Url) to serve"
+                )
             self.function_urls.apply(self.stack, self.pools)
         except FunctionUrlPortError:
             self.server.server_close()
@@ -421,7 +467,11 @@ class LocalApi:
         return f"http://{host}:{self.port}"
 
     def describe(self) -> str:
-        lines = [f"Serving {self.stack.template_path.name} on {self.url} (no Docker)"]
+        name = self.stack.template_path.name
+        if self.serves_apis:
+            lines = [f"Serving {name} on {self.url} (no Docker)"]
+        else:
+            lines = [f"Serving the Function URLs of {name} (no Docker)"]
         lines += [f"  warning: {warning}" for warning in self.stack.warnings]
         lines += [f"  warning: {warning}" for warning in self.server.gateway.warnings]
         lines += [f"  warning: {warning}" for warning in self.function_urls.warnings()]
@@ -429,7 +479,10 @@ class LocalApi:
         if self.stack.not_served:
             lines.append("  Not served (and what happens instead):")
             lines += [f"    {item}" for item in self.stack.not_served]
-        for api in self.stack.apis.values():
+        if not self.serves_apis and self.stack.apis:
+            apis = ", ".join(self.stack.apis)
+            lines.append(f"  Not served by start-function-urls (samlocal start-api serves them): {apis}")
+        for api in self.stack.apis.values() if self.serves_apis else []:
             if api.kind == HTTP:
                 lines.append(f"  {api.logical_id} (HTTP API, stage {api.stage_name})")
             else:
@@ -464,8 +517,9 @@ class LocalApi:
         if self.args.warm_containers == "eager":
             for pool in self.pools.values():
                 pool.warm()
-        self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
-        self._thread.start()
+        if self.serves_apis:
+            self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
+            self._thread.start()
         self.function_urls.start()
         if self.aws:
             self.aws.start()

@@ -9,10 +9,10 @@
   `cookies` become Set-Cookie headers, `isBase64Encoded` is honoured.
 - Lambda's own answers: 403 `{"Message":"Forbidden"}` for an AWS_IAM URL called without a SigV4 signature
   (an `Authorization: AWS4-HMAC-SHA256 Credential=...` header or `X-Amz-Credential` in the query; signatures
-  cannot be verified offline, so any is accepted); 413 for an event above the 6 MB request limit; 429
-  `{"Message":"Rate Exceeded."}` when every environment the function may run is busy; 502 `Internal Server
-  Error` for a function error, a crash, its Timeout (up to 15 minutes: no gateway cuts it shorter), a
-  response above 6 MB, or a result that is not a valid response.
+  cannot be verified offline, so any is accepted; `--disable-authorizer` accepts unsigned ones too); 413
+  for an event above the 6 MB request limit; 429 `{"Message":"Rate Exceeded."}` when every environment the
+  function may run is busy; 502 `Internal Server Error` for a function error, a crash, its Timeout (up to 15
+  minutes: no gateway cuts it shorter), a response above 6 MB, or a result that is not a valid response.
 - `Cors`: a preflight (OPTIONS with Origin and Access-Control-Request-Method) is answered 200 by the service,
   and responses to an allowed Origin get its CORS headers in place of the function's (samlocal.cors).
 - `InvokeMode: RESPONSE_STREAM` is served buffered (said at start-up by samlocal.template).
@@ -112,8 +112,10 @@ class FunctionUrlFrontend:
         *,
         port: int,
         region: str,
+        disable_authorizer: bool = False,
     ) -> None:
         self.function_url = function_url
+        self.disable_authorizer = disable_authorizer
         self.function = function
         self.pool = pool
         self.console = console
@@ -167,7 +169,7 @@ class FunctionUrlFrontend:
         access_key = None
         if self.function_url.auth_type == AWS_IAM:
             access_key = signing_access_key(request)
-            if access_key is None:
+            if access_key is None and not self.disable_authorizer:
                 self.console.info(
                     f"{request.method} {request.path}: 403: {self.function_url.logical_id}'s URL has AuthType "
                     "AWS_IAM and the request is not signed (SigV4)"
@@ -228,7 +230,8 @@ class FunctionUrlPortError(Exception):
 
 
 class FunctionUrlServers:
-    """One HTTP server per Function URL of the stack, on `base_port`, `base_port + 1`... (0: free ports)."""
+    """One HTTP server per Function URL of the stack, on `base_port`, `base_port + 1`... (0: free ports), or on
+    the first free ports of `port_range`; `only`: serve the URLs of this function only (logical id or name)."""
 
     def __init__(
         self,
@@ -239,8 +242,14 @@ class FunctionUrlServers:
         region: str,
         idle_timeout: float,
         max_connections: int,
+        port_range: range | None = None,
+        only: str | None = None,
+        disable_authorizer: bool = False,
     ) -> None:
         self.host = host
+        self.disable_authorizer = disable_authorizer
+        self.port_range = port_range
+        self.only = only
         self.base_port = base_port
         self.console = console
         self.region = region
@@ -254,12 +263,13 @@ class FunctionUrlServers:
         """Serves the stack's Function URLs with these pools: new servers for new URLs, new frontends for the
         others (requests in flight finish as they began), removed URLs stopped; what changed."""
         changes: list[str] = []
+        served = self.served(stack)
         for logical_id, server in list(self.servers.items()):
-            if logical_id not in stack.function_urls:
+            if logical_id not in served:
                 del self.servers[logical_id]
                 threading.Thread(target=self._stop, args=(server,), daemon=True).start()
                 changes.append(f"- Function URL {logical_id}")
-        for logical_id, function_url in stack.function_urls.items():
+        for logical_id, function_url in served.items():
             frontend = functools.partial(
                 self._frontend, function_url, stack.functions[function_url.function_id], pools[function_url.function_id]
             )
@@ -274,16 +284,51 @@ class FunctionUrlServers:
                 changes.append(f"+ Function URL {logical_id}: {self.url(logical_id)}/")
         return changes
 
+    def served(self, stack: Stack) -> dict[str, FunctionUrl]:
+        """The stack's Function URLs this serves."""
+        if self.only is None:
+            return dict(stack.function_urls)
+        wanted = {
+            logical_id for logical_id, function in stack.functions.items() if self.only in (logical_id, function.name)
+        }
+        return {key: url for key, url in stack.function_urls.items() if url.function_id in wanted}
+
     def _frontend(
         self, function_url: FunctionUrl, function: Function, pool: FunctionPool, port: int
     ) -> FunctionUrlFrontend:
-        return FunctionUrlFrontend(function_url, function, pool, self.console, port=port, region=self.region)
+        return FunctionUrlFrontend(
+            function_url,
+            function,
+            pool,
+            self.console,
+            port=port,
+            region=self.region,
+            disable_authorizer=self.disable_authorizer,
+        )
 
     def _listen(
         self, logical_id: str, frontend: Callable[[int], FunctionUrlFrontend]
     ) -> GatewayServer[FunctionUrlFrontend]:
-        port = 0 if self.base_port == 0 else self.base_port + len(self.servers)
         taken = {server.server_address[1] for server in self.servers.values()}
+        if self.port_range is not None:
+            for candidate in self.port_range:
+                if candidate in taken:
+                    continue
+                try:
+                    return GatewayServer(
+                        self.host,
+                        candidate,
+                        frontend,
+                        idle_timeout=self.idle_timeout,
+                        max_connections=self.max_connections,
+                    )
+                except OSError:
+                    continue  # taken by another program: the next one
+            first, last = self.port_range.start, self.port_range.stop - 1
+            raise FunctionUrlPortError(
+                f"no free port in --port-range {first}-{last} for the Function URL of {logical_id}"
+            )
+        port = 0 if self.base_port == 0 else self.base_port + len(self.servers)
         while port and port in taken:
             port += 1
         try:
@@ -322,6 +367,8 @@ class FunctionUrlServers:
         )
         if not signed:
             return []
+        if self.disable_authorizer:
+            return [f"--disable-authorizer: the AWS_IAM Function URLs ({', '.join(signed)}) accept unsigned requests"]
         return [
             f"Function URLs with AuthType AWS_IAM ({', '.join(signed)}): a request without a SigV4 signature "
             "answers 403; signatures are not verified offline, any signed request is accepted"

@@ -708,7 +708,9 @@ class GatewayServer(ThreadingHTTPServer, Generic[FrontendT]):
         *,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        listen: bool = True,
     ) -> None:
+        """`listen=False`: a server that never binds its address (nothing of it is served)."""
         if ":" in host:
             self.address_family = socket.AF_INET6
         self.idle_timeout = idle_timeout
@@ -719,7 +721,7 @@ class GatewayServer(ThreadingHTTPServer, Generic[FrontendT]):
         self._in_flight = 0
         self._serving = False
         self._cond = threading.Condition()
-        super().__init__((host, port), _Handler)
+        super().__init__((host, port), _Handler, bind_and_activate=listen)
         self.gateway: FrontendT = gateway_factory(self.server_address[1])
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
