@@ -1,13 +1,14 @@
 """`samlocal start-api` (also `python -m samlocal`): `sam local start-api` without Docker.
 
     samlocal start-api -t template.yaml -p 3000 --env-vars env.json
+    samlocal start-function-urls [FUNCTION] -t template.yaml -p 3001   # the Lambda Function URLs only
 
 Options are SAM CLI's (--template/-t, --port/-p, --host, --env-vars/-n, --parameter-overrides,
 --warm-containers, --disable-authorizer, --config-file, --config-env, --region, --profile, --log-file/-l,
 --debug); options that only concern containers are accepted and reported as having no effect.
 --max-concurrency, --no-memory-limit, --integration-timeout, --no-reload, --quiet and the HTTP server's limits are
 this emulator's own, and --aws-port and --no-aws for the local AWS endpoint that serves the template's buckets,
-queues and tables.
+queues and tables; --function-url-port the first port of the template's Function URLs.
 """
 
 from __future__ import annotations
