@@ -247,6 +247,18 @@ class TestResponses:
         assert time.monotonic() - started < 4.5  # the 1 s Timeout, not the 5 s sleep
         urls.wait_for_output("Task timed out after 1")
 
+    def test_an_event_above_6_mb_answers_413_without_an_invocation(self, urls: LocalApi) -> None:
+        body = b"\x00" * (5 * 1024 * 1024)  # 5 MB of bytes, about 6.7 MB once base64-encoded in the event
+        response = requests.post(
+            urls.function_urls["UrlFunction"] + "/too-big",
+            data=body,
+            headers={"Content-Type": "application/octet-stream"},
+            timeout=60,
+        )
+        assert response.status_code == 413
+        assert "Request must be smaller than 6291456 bytes" in response.json()["Message"]
+        urls.wait_for_output("above Lambda's 6291456 byte request limit")
+
     def test_a_function_that_may_not_run_is_throttled_429(self, urls: LocalApi) -> None:
         response = requests.get(urls.function_urls["ThrottledFunction"] + "/", timeout=30)
         assert response.status_code == 429
