@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -24,6 +25,7 @@ from botocore.credentials import Credentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from samlocal.cli import parse_args
 from samlocal.events import HttpRequest
 from samlocal.function_urls import signing_access_key, url_id
 from samlocal.template import read_stack
@@ -259,6 +261,15 @@ class TestResponses:
         assert "Request must be smaller than 6291456 bytes" in response.json()["Message"]
         urls.wait_for_output("above Lambda's 6291456 byte request limit")
 
+    def test_parallel_requests_run_in_parallel_environments(self, urls: LocalApi) -> None:
+        url = urls.function_urls["UrlFunction"] + "/sleep?seconds=1"
+        started = time.monotonic()
+        with ThreadPoolExecutor(4) as executor:
+            responses = list(executor.map(lambda _: requests.get(url, timeout=30), range(4)))
+        assert [response.status_code for response in responses] == [200] * 4
+        assert time.monotonic() - started < 3.5  # about 1 s (plus starting environments), not 4
+        assert len({response.json()["event"]["requestContext"]["requestId"] for response in responses}) == 4
+
     def test_a_function_that_may_not_run_is_throttled_429(self, urls: LocalApi) -> None:
         response = requests.get(urls.function_urls["ThrottledFunction"] + "/", timeout=30)
         assert response.status_code == 429
@@ -391,6 +402,22 @@ class TestStartFunctionUrls:
         none = subprocess.run(api_only, check=False, capture_output=True, text=True, timeout=60)
         assert none.returncode == 2
         assert "the template has no Function URL (FunctionUrlConfig or AWS::Lambda::Url) to serve" in none.stderr
+
+    def test_samconfig_has_a_table_for_the_command(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        (tmp_path / "samconfig.toml").write_text(
+            "version = 0.1\n"
+            '[default.local_start_function_urls.parameters]\nport_range = "4101-4105"\n'
+            "[default.local_start_api.parameters]\nfunction_url_port = 4200\n"
+        )
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.delenv("FUNCTION_URL_PORT", raising=False)
+        urls_only = parse_args(["start-function-urls", "UrlFunction"])
+        assert (urls_only.function, urls_only.port_range) == ("UrlFunction", range(4101, 4106))
+        assert urls_only.function_url_port == 3001
+        assert parse_args(["start-function-urls", "-p", "4300"]).function_url_port == 4300
+        with_api = parse_args(["start-api"])
+        assert (with_api.function_url_port, with_api.port_range, with_api.function) == (4200, None, None)
+        assert parse_args(["start-api", "--function-url-port", "0"]).function_url_port == 0
 
 
 class TestTemplate:
