@@ -242,11 +242,9 @@ class TestResponses:
         assert response.text == "Internal Server Error"
 
     def test_a_function_past_its_timeout_answers_502(self, urls: LocalApi) -> None:
-        started = time.monotonic()
         response = requests.get(urls.function_urls["ShortFunctionUrl"] + "/sleep?seconds=5", timeout=30)
-        assert response.status_code == 502
+        assert response.status_code == 502  # the 1 s Timeout, not the 5 s sleep (which would answer 200)
         assert response.text == "Internal Server Error"
-        assert time.monotonic() - started < 4.5  # the 1 s Timeout, not the 5 s sleep
         urls.wait_for_output("Task timed out after 1")
 
     def test_an_event_above_6_mb_answers_413_without_an_invocation(self, urls: LocalApi) -> None:
@@ -263,12 +261,11 @@ class TestResponses:
 
     def test_parallel_requests_run_in_parallel_environments(self, urls: LocalApi) -> None:
         url = urls.function_urls["UrlFunction"] + "/sleep?seconds=1"
-        started = time.monotonic()
         with ThreadPoolExecutor(4) as executor:
             responses = list(executor.map(lambda _: requests.get(url, timeout=30), range(4)))
         assert [response.status_code for response in responses] == [200] * 4
-        assert time.monotonic() - started < 3.5  # about 1 s (plus starting environments), not 4
-        assert len({response.json()["event"]["requestContext"]["requestId"] for response in responses}) == 4
+        # Four requests in flight at once: four environments (queued behind one, they would share its pid).
+        assert len({response.json()["pid"] for response in responses}) == 4
 
     def test_a_function_that_may_not_run_is_throttled_429(self, urls: LocalApi) -> None:
         response = requests.get(urls.function_urls["ThrottledFunction"] + "/", timeout=30)

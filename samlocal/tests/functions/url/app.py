@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 from typing import Any
 
@@ -35,5 +36,5 @@ def handler(event: dict[str, Any], context: Any) -> Any:
     return {
         "statusCode": 200,
         "headers": {"Content-Type": "application/json", "X-Request": context.aws_request_id},
-        "body": json.dumps({"event": event, "function": context.function_name}),
+        "body": json.dumps({"event": event, "function": context.function_name, "pid": os.getpid()}),
     }
