@@ -1,13 +1,14 @@
 """`samlocal start-api` (also `python -m samlocal`): `sam local start-api` without Docker.
 
     samlocal start-api -t template.yaml -p 3000 --env-vars env.json
+    samlocal start-function-urls [FUNCTION] -t template.yaml -p 3001   # the Lambda Function URLs only
 
 Options are SAM CLI's (--template/-t, --port/-p, --host, --env-vars/-n, --parameter-overrides,
 --warm-containers, --disable-authorizer, --config-file, --config-env, --region, --profile, --log-file/-l,
 --debug); options that only concern containers are accepted and reported as having no effect.
 --max-concurrency, --no-memory-limit, --integration-timeout, --no-reload, --quiet and the HTTP server's limits are
 this emulator's own, and --aws-port and --no-aws for the local AWS endpoint that serves the template's buckets,
-queues and tables.
+queues and tables; --function-url-port the first port of the template's Function URLs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -30,6 +32,7 @@ from samlocal.aws_endpoint import DEFAULT_AWS_PORT, AwsEndpointError
 from samlocal.config import ConfigError, read_config
 from samlocal.console import Console
 from samlocal.event_sources import EventSourceError
+from samlocal.function_urls import FunctionUrlPortError, FunctionUrlServers
 from samlocal.gateway import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_INTEGRATION_TIMEOUT,
@@ -51,6 +54,8 @@ from samlocal.workers import DEFAULT_IDLE_TIMEOUT as DEFAULT_ENVIRONMENT_IDLE_TI
 from samlocal.workers import DEFAULT_MAX_CONCURRENCY, FunctionPool, Watchdog
 
 DEFAULT_SHUTDOWN_GRACE = 10.0
+DEFAULT_FUNCTION_URL_PORT = 3001  # the port after the API's, as SAM CLI's start-function-urls proposal
+FUNCTION_URLS_COMMAND = "start-function-urls"
 
 
 _LONG_FORM = re.compile(r"ParameterKey=([^,]+),ParameterValue=(.*)")
@@ -70,6 +75,18 @@ def _parameter_overrides(values: Sequence[str]) -> dict[str, str]:
             else:
                 raise argparse.ArgumentTypeError(f"--parameter-overrides takes Name=Value pairs, got {pair!r}")
     return overrides
+
+
+def _port_range(text: str) -> range:
+    """`3001-3010` -> the ports 3001 to 3010."""
+    first, _, last = str(text).partition("-")
+    try:
+        ports = range(int(first), int(last) + 1)
+    except ValueError as error:
+        raise SystemExit(f"samlocal: --port-range takes FIRST-LAST, such as 3001-3010, got {text!r}") from error
+    if not ports or ports.start < 1 or ports.stop > 65536:
+        raise SystemExit(f"samlocal: --port-range {text!r} holds no port between 1 and 65535")
+    return ports
 
 
 def _concurrency_limits(values: Sequence[str], stack: Stack) -> dict[str, tuple[int, str]]:
@@ -139,6 +156,22 @@ def build_parser() -> argparse.ArgumentParser:
         "with real Lambda runtime workers.",
     )
     add_start_api_options(start_api)
+    start_function_urls = commands.add_parser(
+        "start-function-urls",
+        help="serve the template's Lambda Function URLs, each on a port of its own",
+        description="Serve the Lambda Function URLs of a SAM template locally (FunctionUrlConfig and "
+        "AWS::Lambda::Url), each on a port of its own, without Docker; the options of sam local "
+        "start-function-urls (SAM CLI's proposal) and of start-api.",
+    )
+    start_function_urls.add_argument(
+        "function", nargs="?", metavar="FUNCTION", help="serve only this function's Function URL(s)"
+    )
+    start_function_urls.add_argument(
+        "--port-range",
+        metavar="FIRST-LAST",
+        help="the ports Function URLs may take, the first free ones in order (default: from --port up)",
+    )
+    add_start_api_options(start_function_urls, function_urls_only=True)
     invoke = commands.add_parser(
         "invoke",
         help="invoke a function once with an event (sam local invoke)",
@@ -162,10 +195,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_start_api_options(parser: argparse.ArgumentParser) -> None:
+def add_start_api_options(parser: argparse.ArgumentParser, *, function_urls_only: bool = False) -> None:
     parser.add_argument("-t", "--template", "--template-file", type=Path, help="SAM template (default template.yaml)")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1, or HOST)")
-    parser.add_argument("-p", "--port", type=int, help="port (default 3000, or PORT); 0 picks a free one")
+    function_url_port_help = (
+        f"first port of the template's Lambda Function URLs, one port each, in template order (default "
+        f"{DEFAULT_FUNCTION_URL_PORT}, or FUNCTION_URL_PORT); 0 picks free ones"
+    )
+    if function_urls_only:
+        parser.add_argument("-p", "--port", "--function-url-port", type=int, help=function_url_port_help)
+    else:
+        parser.add_argument("-p", "--port", type=int, help="port (default 3000, or PORT); 0 picks a free one")
+        parser.add_argument("--function-url-port", type=int, metavar="PORT", help=function_url_port_help)
     parser.add_argument(
         "-n", "--env-vars", type=Path, help='JSON environment variables: {"Parameters": {..}, "<Function>": {..}}'
     )
@@ -275,10 +316,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """`samlocal start-api [options]`; `samlocal [options]` is start-api too. Values come from the command line,
     then the configuration file (as SAM CLI reads samconfig.toml), then the defaults."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if not arguments or arguments[0] not in {"start-api", "invoke", "-h", "--help", "--version"}:
+    if not arguments or arguments[0] not in {"start-api", "start-function-urls", "invoke", "-h", "--help", "--version"}:
         arguments.insert(0, "start-api")
     args = build_parser().parse_args(arguments)
-    section = "local_invoke" if args.command == "invoke" else "local_start_api"
+    section = f"local_{args.command.replace('-', '_')}"
     try:
         configured = read_config(args.config_file, args.config_env, section, args.template)
     except ConfigError as error:
@@ -304,8 +345,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         value = getattr(args, name)
         setattr(args, name, [value] if isinstance(value, str) else [str(item) for item in value])
     args.host = args.host or os.environ.get("HOST", "127.0.0.1")
+    if args.command == FUNCTION_URLS_COMMAND:  # its --port is the first Function URL's
+        args.function_url_port, args.port = args.port, 0
+        args.port_range = _port_range(args.port_range) if args.port_range else None
+    else:
+        args.function, args.port_range = None, None
     args.port = int(os.environ.get("PORT", "3000")) if args.port is None else int(args.port)
     args.aws_port = int(os.environ.get("AWS_PORT", DEFAULT_AWS_PORT)) if args.aws_port is None else int(args.aws_port)
+    if getattr(args, "function_url_port", None) is None:
+        args.function_url_port = int(os.environ.get("FUNCTION_URL_PORT", DEFAULT_FUNCTION_URL_PORT))
+    args.function_url_port = int(args.function_url_port)
     args.template = Path(args.template)
     args.warm_containers = str(args.warm_containers).lower()
     for name in ("environment_idle_timeout", "connection_idle_timeout", "shutdown_grace"):
@@ -350,14 +399,39 @@ class LocalApi:
         if self.aws:
             self.aws.connect(self.stack, self.pools)
         self.reloader = Reloader()
+        # start-function-urls serves the Function URLs only: the API server is never bound.
+        self.serves_apis = args.command != FUNCTION_URLS_COMMAND
         self.server = GatewayServer(
             args.host,
             args.port,
             self._gateway,
             idle_timeout=args.connection_idle_timeout,
             max_connections=args.max_connections,
+            listen=self.serves_apis,
         )
         self.port: int = self.server.server_address[1]
+        self.function_urls = FunctionUrlServers(
+            args.host,
+            args.function_url_port,
+            console,
+            region=args.region or REGION,
+            idle_timeout=args.connection_idle_timeout,
+            max_connections=args.max_connections,
+            port_range=args.port_range,
+            only=args.function,
+            disable_authorizer=bool(args.disable_authorizer),
+        )
+        try:
+            if not self.serves_apis and not self.function_urls.served(self.stack):
+                named = f" for {args.function}" if args.function else ""
+                raise FunctionUrlPortError(
+                    f"the template has no Function URL{named} (FunctionUrlConfig or AWS::Lambda::Url) to serve"
+                )
+            self.function_urls.apply(self.stack, self.pools)
+        except FunctionUrlPortError:
+            self.server.server_close()
+            self.function_urls.close()
+            raise
         self._thread: threading.Thread | None = None
 
     def _read_stack(self) -> Stack:
@@ -394,14 +468,22 @@ class LocalApi:
         return f"http://{host}:{self.port}"
 
     def describe(self) -> str:
-        lines = [f"Serving {self.stack.template_path.name} on {self.url} (no Docker)"]
+        name = self.stack.template_path.name
+        if self.serves_apis:
+            lines = [f"Serving {name} on {self.url} (no Docker)"]
+        else:
+            lines = [f"Serving the Function URLs of {name} (no Docker)"]
         lines += [f"  warning: {warning}" for warning in self.stack.warnings]
         lines += [f"  warning: {warning}" for warning in self.server.gateway.warnings]
+        lines += [f"  warning: {warning}" for warning in self.function_urls.warnings()]
         lines += [f"  warning: {option} has no effect: there are no containers" for option in self.args.ignored_options]
         if self.stack.not_served:
             lines.append("  Not served (and what happens instead):")
             lines += [f"    {item}" for item in self.stack.not_served]
-        for api in self.stack.apis.values():
+        if not self.serves_apis and self.stack.apis:
+            apis = ", ".join(self.stack.apis)
+            lines.append(f"  Not served by start-function-urls (samlocal start-api serves them): {apis}")
+        for api in self.stack.apis.values() if self.serves_apis else []:
             if api.kind == HTTP:
                 lines.append(f"  {api.logical_id} (HTTP API, stage {api.stage_name})")
             else:
@@ -414,6 +496,7 @@ class LocalApi:
                 f"{self.server.gateway.describe_route(route)}"
                 for route in sorted(api.routes, key=lambda route: (route.resource_path, route.method))
             ]
+        lines += self.function_urls.describe()
         if self.aws:
             lines += self.aws.describe()
         for logical_id, pool in self.pools.items():
@@ -435,8 +518,10 @@ class LocalApi:
         if self.args.warm_containers == "eager":
             for pool in self.pools.values():
                 pool.warm()
-        self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
-        self._thread.start()
+        if self.serves_apis:
+            self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
+            self._thread.start()
+        self.function_urls.start()
         if self.aws:
             self.aws.start()
 
@@ -495,6 +580,10 @@ class LocalApi:
             self.stack, self.pools = stack, pools
             self.watchdog.pools = list(pools.values()) + self.retired + replaced
             self.server.gateway = self._gateway(self.port)  # one assignment: requests in flight finish as they began
+            try:
+                changes += self.function_urls.apply(stack, pools)
+            except FunctionUrlPortError as error:
+                changes.append(str(error))
             for pool in replaced:
                 self._retire(pool)
             if not self.args.no_reload:
@@ -520,7 +609,9 @@ class LocalApi:
         """Drains the server (requests in flight get up to `grace` seconds), then stops every environment;
         the number of requests still unanswered."""
         self.reloader.stop()
+        deadline = time.monotonic() + grace
         unanswered = self.server.drain(grace, interrupted)
+        unanswered += self.function_urls.drain(max(0.0, deadline - time.monotonic()), interrupted)
         if self.aws:
             self.aws.stop()
         self.watchdog.stop()
@@ -528,8 +619,10 @@ class LocalApi:
             pool.close()
         if unanswered:  # their functions were stopped: they answer 502 now
             self.server.wait_answered(1.0)
+            self.function_urls.wait_answered(1.0)
         self.memory_watcher.stop()
         self.server.server_close()
+        self.function_urls.close()
         self.opt_dirs.remove()
         return unanswered
 
@@ -622,6 +715,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         AwsEndpointError,
         ProvisionError,
         EventSourceError,
+        FunctionUrlPortError,
     ) as error:
         print(f"samlocal: {error}", file=sys.stderr)
         return 2
@@ -644,7 +738,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.info("Press Ctrl-C to stop.")
     while not stopping.wait(0.5):
         pass
-    in_flight = local_api.server.in_flight
+    in_flight = local_api.server.in_flight + local_api.function_urls.in_flight
     if in_flight:
         console.info(
             f"Stopping... {in_flight} request(s) in flight get up to {args.shutdown_grace:g} s to finish "

@@ -12,6 +12,9 @@ HTTP (`CorsConfiguration` on `AWS::Serverless::HttpApi`, `true` meaning any orig
 `Access-Control-Request-Method`) is answered 204 by the gateway itself, and the gateway adds
 `Access-Control-Allow-Origin`, `-Allow-Credentials` and `-Expose-Headers` to responses of requests with an
 allowed `Origin`, replacing CORS headers the function set, as HTTP APIs do. An explicit OPTIONS route wins.
+
+Function URLs (`Cors` of a `FunctionUrlConfig` or an `AWS::Lambda::Url`) have the same semantics, with the
+preflight answered 200.
 """
 
 from __future__ import annotations
@@ -87,7 +90,7 @@ class HttpCors:
             return origin
         return "*" if "*" in self.allow_origins else None
 
-    def preflight(self, origin: str | None) -> HttpResponse:
+    def preflight(self, origin: str | None, status: int = 204) -> HttpResponse:
         headers: list[tuple[str, str]] = []
         allowed = self.allowed_origin(origin)
         if allowed is not None:
@@ -102,7 +105,7 @@ class HttpCors:
                 headers.append(("access-control-expose-headers", ",".join(self.expose_headers)))
             if self.max_age is not None:
                 headers.append(("access-control-max-age", str(self.max_age)))
-        return HttpResponse(204, headers, b"")
+        return HttpResponse(status, headers, b"")
 
     def decorate(self, response: HttpResponse, origin: str | None) -> HttpResponse:
         """The response with the API's CORS headers in place of any the function set."""
@@ -185,6 +188,12 @@ def read_http_cors(api: Api) -> HttpCors | None:
         merged.update({str(key).lower(): value for key, value in configuration.items()})
     if not merged:
         return None
+    return http_cors(merged)
+
+
+def http_cors(configuration: Mapping[str, Any]) -> HttpCors:
+    """An HTTP API's or a Function URL's CORS configuration (AllowOrigins, AllowMethods..., any case)."""
+    merged = {str(key).lower(): value for key, value in configuration.items()}
     max_age = merged.get("maxage")
     return HttpCors(
         allow_origins=_list(merged.get("alloworigins")),

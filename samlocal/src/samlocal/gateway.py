@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import parse_qsl
 
 from samlocal import gateway_responses as responses
@@ -92,6 +92,19 @@ SERVICE_UNAVAILABLE = GatewayError(503, b'{"message":"Service Unavailable"}')
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 # Framing headers are the gateway's own; a function cannot set them.
 _HOP_HEADERS = frozenset({"content-length", "connection", "transfer-encoding", "date"})
+
+
+class Frontend(Protocol):
+    """What a server hands each request to: an API's gateway, or a Function URL (samlocal.function_urls)."""
+
+    console: Console
+
+    def handle(self, request: HttpRequest, received: float) -> tuple[HttpResponse, RequestIds]: ...
+
+    def id_headers(self, ids: RequestIds) -> list[tuple[str, str]]: ...
+
+
+FrontendT = TypeVar("FrontendT", bound=Frontend)
 
 
 class Gateway:
@@ -158,6 +171,14 @@ class Gateway:
         kind = "" if authorizer.name == authorizer.kind else f" ({authorizer.kind})"
         scopes = f", scopes {' '.join(guard.scopes)}" if guard.scopes else ""
         return f"  [authorizer {authorizer.name}{kind}{scopes}]"
+
+    def id_headers(self, ids: RequestIds) -> list[tuple[str, str]]:
+        """The ids API Gateway adds to every response."""
+        return [
+            ("x-amzn-RequestId", ids.request_id),
+            ("x-amz-apigw-id", ids.extended_request_id[:-1]),
+            ("X-Amzn-Trace-Id", f"{ids.trace_id};Sampled=0"),
+        ]
 
     def handle(self, request: HttpRequest, received: float) -> tuple[HttpResponse, RequestIds]:
         ids = RequestIds.new()
@@ -415,7 +436,7 @@ class RequestHeaders:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: GatewayServer
+    server: GatewayServer[Any]
     headers: RequestHeaders  # type: ignore[assignment]  # parse_request reads its own
     protocol_version = "HTTP/1.1"
     server_version = "samlocal"
@@ -636,14 +657,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, response: HttpResponse, ids: RequestIds, received: float) -> None:
         lines = [f"{self.protocol_version} {response.status} {_reason(response.status)}"]
         lines += [f"{name}: {value}" for name, value in response.headers if name.lower() not in _HOP_HEADERS]
-        lines += [
-            f"Date: {_http_date(int(time.time()))}",
-            f"Content-Length: {len(response.body)}",
-            f"x-amzn-RequestId: {ids.request_id}",
-            f"x-amz-apigw-id: {ids.extended_request_id[:-1]}",
-            f"X-Amzn-Trace-Id: {ids.trace_id};Sampled=0",
-            "Connection: close" if self.close_connection else "Connection: keep-alive",
-        ]
+        lines += [f"Date: {_http_date(int(time.time()))}", f"Content-Length: {len(response.body)}"]
+        lines += [f"{name}: {value}" for name, value in self.server.gateway.id_headers(ids)]
+        lines.append("Connection: close" if self.close_connection else "Connection: keep-alive")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="replace")
         self.wfile.write(head if self.command == "HEAD" else head + response.body)
         elapsed = (time.monotonic() - received) * 1000
@@ -676,7 +692,7 @@ def _json_text(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-class GatewayServer(ThreadingHTTPServer):
+class GatewayServer(ThreadingHTTPServer, Generic[FrontendT]):
     """One thread per connection, at most `max_connections` at once; keep-alive connections idle for
     `idle_timeout` seconds are closed; `drain` stops it without cutting requests short."""
 
@@ -688,11 +704,13 @@ class GatewayServer(ThreadingHTTPServer):
         self,
         host: str,
         port: int,
-        gateway_factory: Callable[[int], Gateway],
+        gateway_factory: Callable[[int], FrontendT],
         *,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        listen: bool = True,
     ) -> None:
+        """`listen=False`: a server that never binds its address (nothing of it is served)."""
         if ":" in host:
             self.address_family = socket.AF_INET6
         self.idle_timeout = idle_timeout
@@ -703,8 +721,8 @@ class GatewayServer(ThreadingHTTPServer):
         self._in_flight = 0
         self._serving = False
         self._cond = threading.Condition()
-        super().__init__((host, port), _Handler)
-        self.gateway: Gateway = gateway_factory(self.server_address[1])
+        super().__init__((host, port), _Handler, bind_and_activate=listen)
+        self.gateway: FrontendT = gateway_factory(self.server_address[1])
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         self._serving = True

@@ -35,6 +35,7 @@ SERVED_TYPES = frozenset(
         "AWS::ApiGatewayV2::Integration",
         "AWS::ApiGatewayV2::Stage",
         "AWS::CloudFormation::Stack",
+        "AWS::Lambda::Url",
     }
 )
 
@@ -49,7 +50,6 @@ RESOURCE_NOTES: Mapping[str, str] = {
     "AWS::CDK::Metadata": "ignored (CDK bookkeeping)",
     "AWS::Lambda::Version": "not created: the function's current code is served",
     "AWS::Lambda::Alias": "not created: the function's current code is served",
-    "AWS::Lambda::Url": "not served (no Function URLs locally): call the function through an API route",
     "AWS::Lambda::EventSourceMapping": "not served (no event source polling)",
     "AWS::ApiGateway::Account": "ignored (account-wide API Gateway settings)",
     "AWS::ApiGateway::ApiKey": _API_KEYS,
@@ -105,7 +105,6 @@ FUNCTION_PROPERTY_NOTES: Mapping[str, str] = {
     "LoggingConfig": "ignored: function output goes to the console",
     "RuntimeManagementConfig": "ignored: the local Python runs the function",
     "RecursiveLoop": "ignored",
-    "FunctionUrlConfig": "not served (no Function URLs locally): call the function through an API route",
     "ImageConfig": "ignored: image functions are not served",
 }
 # Properties of a function that change nothing locally and need no word.
@@ -128,6 +127,7 @@ FUNCTION_PROPERTIES_SERVED = frozenset(
         "Tags",
         "PropagateTags",
         "ReservedConcurrentExecutions",
+        "FunctionUrlConfig",
     }
 )
 

@@ -11,6 +11,8 @@
   `Integration` (+ `Stage`), with Lambda proxy integrations naming a function of the template.
 - Nested stacks (`AWS::Serverless::Application`, `AWS::CloudFormation::Stack`) with a local template: their
   functions and APIs are served too, named `Parent/Child`, with the parameters the parent passes.
+- Lambda Function URLs: a function's `FunctionUrlConfig` and `AWS::Lambda::Url` resources (TargetFunctionArn
+  by `!GetAtt`, `!Ref` or ARN), each served on a port of its own (samlocal.function_urls).
 - `Fn::ForEach` loops (`Transform: AWS::LanguageExtensions`) are expanded first.
 Everything else is listed in `Stack.not_served` with what happens instead (samlocal.not_served).
 """
@@ -122,6 +124,19 @@ class Api:
     definition: Mapping[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class FunctionUrl:
+    """A Lambda Function URL: every method and path of its own host goes to one function."""
+
+    logical_id: str  # the function's id for a FunctionUrlConfig, else the AWS::Lambda::Url resource's
+    function_id: str
+    auth_type: str = "NONE"  # NONE or AWS_IAM
+    # The resolved `Cors` (AllowOrigins, AllowMethods, AllowHeaders, ExposeHeaders, MaxAge, AllowCredentials).
+    cors: Mapping[str, Any] | None = None
+    invoke_mode: str = "BUFFERED"  # or RESPONSE_STREAM
+    qualifier: str | None = None  # an alias or version: the function's current code is served
+
+
 @dataclass
 class Stack:
     template_path: Path
@@ -132,6 +147,7 @@ class Stack:
     not_served: list[str] = field(default_factory=list)
     # Every file the stack was read from (templates, nested templates, zips, OpenAPI files): a change re-reads it.
     sources: list[Path] = field(default_factory=list)
+    function_urls: dict[str, FunctionUrl] = field(default_factory=dict)
 
     @property
     def routes(self) -> list[Route]:
@@ -238,6 +254,8 @@ class TemplateReader:
         layers = {logical_id: self._layer(logical_id, resource) for logical_id, resource in self._layers().items()}
         functions: dict[str, Function] = {}
         function_events: dict[str, Mapping[str, Any]] = {}
+        # The FunctionUrlConfig (and AutoPublishAlias, its qualifier) of each function that has one.
+        function_configs: dict[str, tuple[Any, Any]] = {}
         for logical_id, resource in self._of_type(*FUNCTION_TYPES).items():
             properties: Mapping[str, Any] = resource.get("Properties") or {}
             if resource.get("Type") == "AWS::Serverless::Function":
@@ -250,6 +268,8 @@ class TemplateReader:
                 functions[function.logical_id] = function
                 self.function_ids[logical_id] = function.logical_id
                 function_events[logical_id] = properties.get("Events") or {}
+                if properties.get("FunctionUrlConfig") is not None:
+                    function_configs[logical_id] = (properties["FunctionUrlConfig"], properties.get("AutoPublishAlias"))
         apis = self._sam_rest_apis(functions)
         apis.update(self._sam_http_apis(functions))
         apis.update(self._cloudformation_rest_apis(functions))
@@ -258,6 +278,7 @@ class TemplateReader:
         for api in apis.values():
             api.routes = _deduplicate(api, self.warnings)
         stack = Stack(self.template_path, functions, {k: v for k, v in apis.items() if v.routes}, self.warnings)
+        stack.function_urls = self._function_urls(functions, function_configs)
         self._read_nested_stacks(stack)
         self._list_unserved_resources()
         for text in sorted(self.resolver.unresolved):
@@ -749,6 +770,67 @@ class TemplateReader:
             )
         return {api.logical_id: api for api in apis.values()}
 
+    # Function URLs -------------------------------------------------------------------------------
+
+    def _function_urls(
+        self, functions: Mapping[str, Function], configs: Mapping[str, tuple[Any, Any]]
+    ) -> dict[str, FunctionUrl]:
+        """Each function's FunctionUrlConfig, then the AWS::Lambda::Url resources naming a function served."""
+        urls: dict[str, FunctionUrl] = {}
+        for logical_id, (raw, raw_alias) in configs.items():
+            function_id = self.function_ids[logical_id]
+            config = self.resolver.resolve(raw)
+            if not isinstance(config, Mapping):
+                raise TemplateError(f"{logical_id}.FunctionUrlConfig must be a mapping, got {config!r}")
+            alias = self.resolver.resolve(raw_alias)
+            url = self._function_url(function_id, function_id, config, f"{logical_id}.FunctionUrlConfig", alias)
+            urls[url.logical_id] = url
+        for logical_id, resource in self._of_type("AWS::Lambda::Url").items():
+            properties = self.resolver.resolve(resource.get("Properties") or {})
+            target = str(properties.get("TargetFunctionArn", ""))
+            target_id = self._url_target(target, functions)
+            if target_id is None:
+                self.not_served.add(
+                    logical_id, f"not served: its TargetFunctionArn {target!r} names no function served locally"
+                )
+                continue
+            url = self._function_url(self._id(logical_id), target_id, properties, logical_id, None)
+            urls[url.logical_id] = url
+        return urls
+
+    def _url_target(self, target: str, functions: Mapping[str, Function]) -> str | None:
+        """The function a TargetFunctionArn names: an ARN (`!GetAtt F.Arn`), a name or a logical id (`!Ref F`)."""
+        if ":function:" in target:
+            return self._integration_function(target, functions)
+        if target in self.function_ids:
+            return self.function_ids[target]
+        return next((logical_id for logical_id, function in functions.items() if function.name == target), None)
+
+    def _function_url(
+        self, logical_id: str, function_id: str, config: Mapping[str, Any], where: str, alias: Any
+    ) -> FunctionUrl:
+        auth_type = str(config.get("AuthType", "")).upper()
+        if auth_type not in ("NONE", "AWS_IAM"):
+            raise TemplateError(f"{where}: AuthType must be NONE or AWS_IAM, got {config.get('AuthType')!r}")
+        invoke_mode = str(config.get("InvokeMode", "BUFFERED")).upper()
+        if invoke_mode not in ("BUFFERED", "RESPONSE_STREAM"):
+            raise TemplateError(f"{where}: InvokeMode must be BUFFERED or RESPONSE_STREAM, got {invoke_mode!r}")
+        if invoke_mode == "RESPONSE_STREAM":
+            self.not_served.add(
+                f"{where}: InvokeMode RESPONSE_STREAM",
+                "served buffered: the response is sent whole once the function returns",
+            )
+        qualifier = config.get("Qualifier")
+        qualifier = str(qualifier) if qualifier is not None else (str(alias) if alias else None)
+        if qualifier is not None:
+            self.not_served.add(
+                f"{where}: Qualifier {qualifier}", "the function's current code is served (no versions or aliases)"
+            )
+        cors = config.get("Cors")
+        if cors is not None and not isinstance(cors, Mapping):
+            raise TemplateError(f"{where}: Cors must be a mapping, got {cors!r}")
+        return FunctionUrl(logical_id, function_id, auth_type, cors, invoke_mode, qualifier)
+
     # Nested stacks -------------------------------------------------------------------------------
 
     def _read_nested_stacks(self, stack: Stack) -> None:
@@ -777,6 +859,7 @@ class TemplateReader:
                 raise TemplateError(f"{logical_id}: nested stack names clash: {', '.join(sorted(overlap))}")
             stack.functions.update(child.functions)
             stack.apis.update(child.apis)
+            stack.function_urls.update(child.function_urls)
             stack.warnings += child.warnings
             stack.not_served += child.not_served
             stack.sources += child.sources

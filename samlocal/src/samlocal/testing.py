@@ -23,13 +23,16 @@ from typing import Any
 
 import requests
 
-_SERVING = re.compile(r"Serving \S+ on (http://\S+)")
+_SERVING = re.compile(r"Serving (?:\S+ on (http://\S+)|the Function URLs of \S+)")
 _AWS_ENDPOINT = re.compile(r"AWS endpoint \(S3, SQS, DynamoDB\) on (http://[^\s,]+)")
+_FUNCTION_URL = re.compile(r"Function URL for (\S+?)(?: \((\S+)\))?: (http://\S+?)/ ")
 
 
 class LocalApi:
     """A running emulator; its console output is kept in a file (`output()`), its URL in `url`, the URL of its
-    local AWS endpoint (on a free port unless `--aws-port` is given) in `aws_url` (None when it has none)."""
+    local AWS endpoint (on a free port unless `--aws-port` is given) in `aws_url` (None when it has none), the
+    URLs of its Function URLs (on free ports) in `function_urls`, by logical id (the function's, or the
+    AWS::Lambda::Url resource's), without the trailing slash."""
 
     def __init__(
         self,
@@ -39,18 +42,20 @@ class LocalApi:
         env_vars: dict[str, Any] | None = None,
         cwd: Path | None = None,
         environ: dict[str, str] | None = None,
+        command: str = "start-api",
     ) -> None:
+        """`command`: start-api, or start-function-urls (then `url` is empty: no API is served)."""
         self.template = template
         self.log_path = log_path
-        command = [sys.executable, "-m", "samlocal", "start-api", "--template", str(template), "--port", "0"]
-        command += ["--aws-port", "0", *args]
+        command_line = [sys.executable, "-m", "samlocal", command, "--template", str(template), "--port", "0"]
+        command_line += ["--aws-port", "0", "--function-url-port", "0", *args]
         if env_vars is not None:
             env_file = log_path.with_suffix(".env.json")
             env_file.write_text(json.dumps(env_vars))
-            command += ["--env-vars", str(env_file)]
+            command_line += ["--env-vars", str(env_file)]
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            command,
+            command_line,
             cwd=cwd or template.resolve().parent,
             env={**os.environ, **(environ or {})},
             stdout=self._log,
@@ -59,6 +64,9 @@ class LocalApi:
         self.url = self._wait_for_url()
         endpoint = _AWS_ENDPOINT.search(self.output())
         self.aws_url: str | None = endpoint.group(1) if endpoint else None
+        self.function_urls: dict[str, str] = {
+            match.group(2) or match.group(1): match.group(3) for match in _FUNCTION_URL.finditer(self.output())
+        }
         self.session = requests.Session()
 
     def _wait_for_url(self, timeout: float = 60.0) -> str:
@@ -66,7 +74,7 @@ class LocalApi:
         while time.monotonic() < deadline:
             match = _SERVING.search(self.output())
             if match:
-                return match.group(1)
+                return match.group(1) or ""
             if self.process.poll() is not None:
                 raise RuntimeError(f"samlocal exited with {self.process.returncode}:\n{self.output()}")
             time.sleep(0.05)
