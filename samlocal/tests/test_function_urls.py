@@ -332,7 +332,7 @@ class TestCors:
         assert response.status_code == 429  # the function was invoked (and throttled)
 
 
-def test_a_function_url_added_to_the_template_is_served_without_a_restart(tmp_path: Path) -> None:
+def test_function_urls_added_changed_or_removed_in_the_template_are_served_without_a_restart(tmp_path: Path) -> None:
     shutil.copytree(HERE / "functions", tmp_path / "functions")
     (tmp_path / "templates").mkdir()
     template = tmp_path / "templates" / "function_urls.yaml"
@@ -342,6 +342,8 @@ def test_a_function_url_added_to_the_template_is_served_without_a_restart(tmp_pa
         text = template.read_text().replace(
             "      Timeout: 1\n", "      Timeout: 1\n      FunctionUrlConfig: {AuthType: NONE}\n"
         )
+        iam = "      FunctionUrlConfig:\n        AuthType: AWS_IAM\n        Cors:"
+        text = text.replace("      FunctionUrlConfig:\n        AuthType: NONE\n        Cors:", iam)
         template.write_text(text.split("  ThrottledFunction:")[0])  # and the throttled function removed
         output = local_api.wait_for_output("+ Function URL ShortFunction: ", timeout=30)
         added = re.search(r"\+ Function URL ShortFunction: (http://\S+)/", output)
@@ -349,6 +351,9 @@ def test_a_function_url_added_to_the_template_is_served_without_a_restart(tmp_pa
         assert "- Function URL ThrottledFunction" in output
         event = event_of(requests.get(added.group(1) + "/new", timeout=30))
         assert event["requestContext"]["domainPrefix"] == url_id("ShortFunction")
+        assert "~ Function URL UrlFunction: Function URL for UrlFunction" in output
+        kept = requests.get(local_api.function_urls["UrlFunction"] + "/same-port", timeout=30)
+        assert (kept.status_code, kept.json()) == (403, {"Message": "Forbidden"})  # now AWS_IAM, on the same port
         with pytest.raises(requests.ConnectionError):
             requests.get(local_api.function_urls["ThrottledFunction"] + "/", timeout=5)
     finally:

@@ -275,7 +275,12 @@ class FunctionUrlServers:
             )
             existing = self.servers.get(logical_id)
             if existing is not None:
+                previous = existing.gateway.function_url
                 existing.gateway = frontend(existing.server_address[1])
+                if previous != function_url:
+                    changes.append(
+                        f"~ Function URL {logical_id}: {describe(function_url, self.url(logical_id)).strip()}"
+                    )
                 continue
             created = self._listen(logical_id, frontend)
             self.servers[logical_id] = created
