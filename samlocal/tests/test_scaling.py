@@ -112,6 +112,10 @@ def test_idle_environments_are_stopped_after_the_idle_timeout(tmp_path: Path) ->
         again = api.get("/work")
         assert again.status_code == 200
         assert again.json()["pid"] != pid  # a cold start
+        # Its REPORT line, with the new environment's Init Duration, is written just after the answer.
+        deadline = time.monotonic() + 5
+        while api.output().count("Init Duration") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert api.output().count("Init Duration") == 2
     finally:
         api.close()
