@@ -45,7 +45,11 @@ worker = Worker(
     models=ModelStore(ModelRegistry.load(settings.models_config_path), settings),
     pipeline=Pipeline(fetcher, settings.max_image_pixels),
     webhooks=WebhookSender(
-        fetcher, job_settings.webhook_secret, job_settings.webhook_attempts, job_settings.webhook_backoff_seconds
+        fetcher,
+        job_settings.webhook_secret,
+        job_settings.webhook_attempts,
+        job_settings.webhook_backoff_seconds,
+        timeout_seconds=settings.url_timeout,
     ),
     reader=ObjectReader(s3, settings.url_max_bytes),
 )
@@ -64,6 +68,7 @@ def bury(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    worker.begin(context.get_remaining_time_in_millis() / 1000.0)
     # The images of the next messages download, and the results of the previous one are recorded, while a
     # message runs through the network.
     worker.prefetch([record.get("body", "") for record in event.get("Records", [])])
@@ -79,4 +84,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
 
 @logger.inject_lambda_context
 def dead_letter_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    worker.begin(context.get_remaining_time_in_millis() / 1000.0)
     return process_partial_response(event=event, record_handler=bury, processor=processor, context=context)

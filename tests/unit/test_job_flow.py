@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from lambda_vision.jobs.objects import ObjectReader
 from lambda_vision.jobs.planner import Planner
 from lambda_vision.jobs.service import JobService
 from lambda_vision.jobs.store import JobStatus, JobStore
-from lambda_vision.jobs.webhooks import WebhookSender, verify
+from lambda_vision.jobs.webhooks import WebhookPendingError, WebhookSender, verify
 from lambda_vision.jobs.worker import Worker
 from lambda_vision.models import ModelStore
 from lambda_vision.pipeline import Pipeline
@@ -45,6 +46,7 @@ class Stack:
     """The batch resources in moto and the three parts of the job system wired to them."""
 
     def __init__(self, models_dir: Path, page_size: int = 1000, chunk_size: int = 8) -> None:
+        self.skew = 0.0  # seconds the job store's clock is ahead of the wall clock (leases expire sooner)
         self.s3 = boto3.client("s3", region_name="us-east-1")
         self.sqs = boto3.client("sqs", region_name="us-east-1")
         dynamodb = boto3.resource("dynamodb", region_name="us-east-1")
@@ -73,7 +75,7 @@ class Stack:
         )
         settings = Settings(models_dir=models_dir, url_allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))
         fetcher = UrlFetcher(FetchPolicy.from_settings(settings))
-        self.store = JobStore(table)
+        self.store = JobStore(table, clock=lambda: time.time() + self.skew)
         registry = ModelRegistry.load(models_dir / "models.toml")
         self.service = JobService(self.settings, registry, fetcher, self.store, s3=self.s3, sqs=self.sqs)
         self.planner = Planner(self.settings, self.store, self.s3, self.sqs)
@@ -206,6 +208,20 @@ def test_a_list_job_mixes_objects_urls_and_missing_objects(stack: Stack) -> None
     assert by_key[image_url]["error"]["code"] == "url_http_error"
 
 
+def check_signed(delivery: Any, job_id: str, attempt: int) -> dict[str, Any]:
+    """What a receiver checks: the signature over the raw body, the delivery id; the document it carries."""
+    expected = "sha256=" + hmac.new(SECRET.encode(), delivery.body, hashlib.sha256).hexdigest()
+    assert delivery.headers["X-Signature-256"] == expected
+    assert verify(SECRET, delivery.body, delivery.headers["X-Signature-256"])
+    assert delivery.headers["X-Webhook-Id"] == job_id
+    assert delivery.headers["X-Webhook-Attempt"] == str(attempt)
+    assert delivery.headers["Content-Type"] == "application/json"
+    document: dict[str, Any] = json.loads(delivery.body)
+    assert document["job_id"] == job_id
+    assert "webhook" not in document  # the body is the same bytes on every attempt
+    return document
+
+
 def test_the_webhook_is_sent_once_signed_after_retries(stack: Stack) -> None:
     for index in range(4):
         stack.put(f"w/{index}.jpg", UPRIGHT)
@@ -215,17 +231,15 @@ def test_the_webhook_is_sent_once_signed_after_retries(stack: Stack) -> None:
         # A finish request delivered again later sends nothing more.
         stack.worker.complete(job.job_id, always=True)
     assert hooks.attempts == 3
+    assert len({delivery.body for delivery in hooks.received}) == 1
     (delivery,) = hooks.deliveries
     assert delivery.path == "/hooks/jobs?token=t0k3n"
-    expected = "sha256=" + hmac.new(SECRET.encode(), delivery.body, hashlib.sha256).hexdigest()
-    assert delivery.headers["X-Signature-256"] == expected
-    assert verify(SECRET, delivery.body, delivery.headers["X-Signature-256"])
-    document = json.loads(delivery.body)
-    assert document["job_id"] == job.job_id
+    document = check_signed(delivery, job.job_id, attempt=3)
     assert document["status"] == "succeeded"
     assert document["counts"] == {"total": 4, "succeeded": 4, "failed": 0, "skipped": 0}
     recorded = stack.service.get(job.job_id).document()["webhook"]
-    assert recorded == {"state": "delivered", "attempts": 3, "status_code": 204}
+    assert recorded.pop("delivered_at").startswith(time.strftime("%Y-%m-%dT", time.gmtime()))
+    assert recorded == {"id": job.job_id, "state": "delivered", "attempts": 3, "status_code": 204}
 
 
 def test_a_webhook_receiver_that_keeps_failing_is_given_up_on(stack: Stack) -> None:
@@ -233,8 +247,107 @@ def test_a_webhook_receiver_that_keeps_failing_is_given_up_on(stack: Stack) -> N
     with webhook_receiver(failures=100) as hooks:
         job = stack.service.submit({"input": f"s3://{BUCKET}/f/", "webhook": hooks.url})
         stack.drain()
+        stack.worker.complete(job.job_id, always=True)  # a later delivery does not start again
     assert hooks.attempts == 4 and not hooks.deliveries
-    assert stack.service.get(job.job_id).document()["webhook"]["state"] == "failed"
+    final = stack.service.get(job.job_id)
+    assert final.status is JobStatus.SUCCEEDED  # the job's outcome is its images', not its webhook's
+    recorded = final.document()["webhook"]
+    assert recorded.pop("failed_at") is not None
+    assert recorded == {"id": job.job_id, "state": "failed", "attempts": 4, "status_code": 503,
+                        "last_error": "http_503"}  # fmt: skip
+
+
+def test_a_webhook_refused_with_a_4xx_is_not_sent_again(stack: Stack) -> None:
+    stack.put("g/0.jpg", UPRIGHT)
+    with webhook_receiver(failures=100, failure_status=410) as hooks:
+        job = stack.service.submit({"input": f"s3://{BUCKET}/g/", "webhook": hooks.url})
+        stack.drain()
+    assert hooks.attempts == 1
+    recorded = stack.service.get(job.job_id).document()["webhook"]
+    assert (recorded["state"], recorded["attempts"], recorded["last_error"]) == ("failed", 1, "http_410")
+
+
+class Killed(BaseException):
+    """The worker's process dying (killed, out of memory, timed out): nothing after it runs."""
+
+
+class DyingFetcher:
+    """The worker's URL fetcher, whose process dies at its first webhook POST."""
+
+    def __init__(self, fetcher: UrlFetcher) -> None:
+        self.fetcher = fetcher
+        self.deaths = 1
+
+    def post(self, url: str, body: bytes, headers: Any) -> int:
+        if self.deaths:
+            self.deaths -= 1
+            raise Killed
+        return self.fetcher.post(url, body, headers)
+
+
+def test_a_worker_dying_after_claiming_the_webhook_leaves_it_to_the_redelivered_message(stack: Stack) -> None:
+    for index in range(5):
+        stack.put(f"k/{index}.jpg", UPRIGHT)
+    sender = stack.worker.webhooks.sender
+    sender.fetcher = DyingFetcher(sender.fetcher)  # type: ignore[assignment]
+    with webhook_receiver() as hooks:
+        job = stack.service.submit({"input": f"s3://{BUCKET}/k/", "webhook": hooks.url})
+        (plan,) = stack.receive(stack.plan)
+        stack.planner.plan(decode(plan["Body"]))  # type: ignore[arg-type]
+        *earlier, last = sorted(stack.receive(stack.work), key=lambda message: '"chunk"' in message["Body"])
+        assert '"chunk"' in last["Body"] and len(earlier) == 2  # the planner's finish request, the first chunk
+        for message in earlier:
+            stack.worker.handle(message["Body"])
+            stack.sqs.delete_message(QueueUrl=stack.work, ReceiptHandle=message["ReceiptHandle"])
+        with pytest.raises(Killed):
+            stack.worker.handle(last["Body"])  # counts the last images, finishes the job, claims, dies
+        # Its message is not deleted; the job is final with its webhook leased to the dead worker.
+        dying = stack.service.get(job.job_id)
+        assert dying.status is JobStatus.SUCCEEDED
+        assert dying.document()["webhook"] == {"id": job.job_id, "state": "sending", "attempts": 1}
+
+        # Another delivery while the lease runs sends nothing: the sender might still be alive.
+        stack.worker.complete(job.job_id, always=True)
+        assert hooks.attempts == 0
+
+        # SQS delivers the message again after its visibility timeout, by which time the lease has expired.
+        stack.skew += 61
+        stack.sqs.change_message_visibility(QueueUrl=stack.work, ReceiptHandle=last["ReceiptHandle"],
+                                            VisibilityTimeout=0)  # fmt: skip
+        assert stack.drain() == 1
+        (delivery,) = hooks.deliveries
+        document = check_signed(delivery, job.job_id, attempt=2)
+        assert (document["status"], document["counts"]["succeeded"]) == ("succeeded", 5)
+
+        # The message delivered yet again, and the finish request of a planner, send nothing more.
+        stack.worker.handle(last["Body"])
+        stack.worker.handle(json.dumps({"kind": "finish", "job_id": job.job_id}))
+    assert hooks.attempts == 1
+    recorded = stack.service.get(job.job_id).document()["webhook"]
+    assert (recorded["state"], recorded["attempts"], recorded["status_code"]) == ("delivered", 2, 204)
+    assert len(stack.lines(document["output"])) == 5
+
+
+def test_a_worker_out_of_time_hands_the_webhook_to_the_next_delivery(stack: Stack) -> None:
+    stack.put("t/0.jpg", UPRIGHT)
+    sender = stack.worker.webhooks.sender
+    sender.backoff_seconds, sender.timeout_seconds = 5.0, 10.0
+    with webhook_receiver(failures=1) as hooks:
+        job = stack.service.submit({"input": [f"s3://{BUCKET}/t/0.jpg"], "webhook": hooks.url})
+        (chunk,) = stack.receive(stack.work)
+        stack.worker.begin(remaining_seconds=14.0)  # one POST (10 s at most) fits; a backoff of 5 s and another do not
+        with pytest.raises(WebhookPendingError):
+            stack.worker.handle(chunk["Body"])
+        waiting = stack.service.get(job.job_id).document()["webhook"]
+        assert waiting == {"id": job.job_id, "state": "sending", "attempts": 1, "status_code": 503,
+                           "last_error": "http_503"}  # fmt: skip
+        # The lease was ended, not left to expire: the redelivered message goes on at once.
+        stack.worker.begin(remaining_seconds=120.0)
+        stack.worker.handle(chunk["Body"])
+    assert hooks.attempts == 2
+    check_signed(hooks.deliveries[0], job.job_id, attempt=2)
+    final = stack.service.get(job.job_id).document()
+    assert (final["status"], final["webhook"]["state"], final["webhook"]["attempts"]) == ("succeeded", "delivered", 2)
 
 
 def test_cancel_skips_work_not_started(stack: Stack) -> None:

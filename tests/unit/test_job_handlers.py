@@ -20,6 +20,7 @@ import app
 import jobs
 from sample_images import rotated_page
 from support import LambdaContext, load_event
+from webhook_receiver import webhook_receiver
 
 REGION = "us-east-1"
 
@@ -206,3 +207,37 @@ def test_a_chunk_whose_results_cannot_be_written_is_reported_failed_and_counted_
     document = json.loads(api("GET", f"/jobs/{job_id}")["body"])
     assert document["status"] == "queued"
     assert document["counts"] == {"total": 1, "succeeded": 0, "failed": 0, "skipped": 0}
+
+
+class ShortContext(LambdaContext):
+    """An invocation with 13 s left: one webhook POST (URL_TIMEOUT 10 s) fits, a backoff of 5 s and another do not."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 13_000
+
+
+def test_the_message_that_finished_a_job_comes_back_while_its_webhook_has_attempts_left(
+    api: Callable[..., dict[str, Any]], aws: dict[str, str], models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {"MODELS_DIR": str(models_dir), "URL_ALLOWED_NETWORKS": "127.0.0.0/8",
+                        "WEBHOOK_BACKOFF_SECONDS": "5"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    boto3.client("s3").put_object(Bucket="jobs-bucket", Key="in/a.jpg", Body=rotated_page(0, "JPEG"))
+    with webhook_receiver(failures=1) as hooks:
+        response = api("POST", "/jobs", {"input": ["s3://jobs-bucket/in/a.jpg"], "webhook": hooks.url})
+        job_id = json.loads(response["body"])["job_id"]
+        worker = load_function("worker")
+        (work,) = boto3.client("sqs").receive_message(QueueUrl=aws["WORK_QUEUE_URL"])["Messages"]
+        # The job is finished and its first POST answered 503: the message is reported failed, not deleted.
+        answer = worker.lambda_handler(sqs_event(work["Body"]), ShortContext())
+        assert answer == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+        document = json.loads(api("GET", f"/jobs/{job_id}")["body"])
+        assert document["status"] == "succeeded"
+        assert (document["webhook"]["state"], document["webhook"]["attempts"]) == ("sending", 1)
+        # Delivered again, it goes on with the webhook at once, and is done.
+        answer = worker.lambda_handler(sqs_event(work["Body"], receive_count=2), LambdaContext())
+        assert answer == {"batchItemFailures": []}
+    assert hooks.attempts == 2 and len(hooks.deliveries) == 1
+    assert hooks.deliveries[0].headers["X-Webhook-Id"] == job_id
+    document = json.loads(api("GET", f"/jobs/{job_id}")["body"])
+    assert (document["webhook"]["state"], document["webhook"]["attempts"]) == ("delivered", 2)

@@ -46,6 +46,19 @@ class JobCounts(BaseModel):
     skipped: int = Field(description="Images not processed because the job was cancelled.")
 
 
+class WebhookDeliveryDocument(BaseModel):
+    id: str = Field(description="The delivery id, sent as X-Webhook-Id on every attempt (the job id).")
+    state: Literal["pending", "sending", "delivered", "failed"] = Field(
+        description="pending until the job ends; sending while attempts go on; delivered after a 2xx; failed "
+        "once WEBHOOK_ATTEMPTS attempts failed or the receiver refused it with a 4xx."
+    )
+    attempts: int = Field(description="POSTs started so far.")
+    status_code: int | None = Field(default=None, description="The receiver's last answer.")
+    last_error: str | None = Field(default=None, description="Why the last attempt failed: http_503, url_timeout...")
+    delivered_at: str | None = None
+    failed_at: str | None = None
+
+
 class JobStatusDocument(BaseModel):
     job_id: str
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -59,7 +72,9 @@ class JobStatusDocument(BaseModel):
     started_at: str | None = None
     finished_at: str | None = None
     error: str | None = None
-    webhook: dict[str, Any] | None = Field(default=None, description="Delivery of the webhook: state, attempts.")
+    webhook: WebhookDeliveryDocument | None = Field(
+        default=None, description="The webhook's delivery (jobs with a webhook; never the URL)."
+    )
 
 
 REQUEST_BODY: dict[str, Any] = {

@@ -3,7 +3,8 @@ counted chunk, so that work delivered twice is counted once and a job reaches it
 
 Items (partition key `pk`, sort key `sk`):
 - `JOB#<id>` / `JOB`: the job: status, model, parameters, counts (total, succeeded, failed, skipped,
-  pending), planning_done, timestamps, webhook delivery;
+  pending), planning_done, timestamps, and the webhook's delivery: a lease (owner token and expiry) held by
+  the one sender at a time, attempts started, the last answer, and when it was delivered or given up on;
 - `JOB#<id>` / `PAGE#<n>`: page n of the input was listed and its images added to total and pending;
 - `JOB#<id>` / `CHUNK#<chunk>`: the images of that chunk were counted.
 A marker and its counter update are one transaction: both happen, or neither.
@@ -22,6 +23,8 @@ from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
+
+    from lambda_vision.jobs.webhooks import WebhookAnswer
 
 Clock = Callable[[], float]
 
@@ -47,6 +50,60 @@ def iso_time(epoch: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch * 1000) % 1000:03d}Z"
 
 
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """Where the job's webhook stands: attempts started, the last answer, the lease of whoever sends it."""
+
+    attempts: int = 0
+    status_code: int | None = None  # of the last answer
+    last_error: str | None = None  # why the last attempt failed: "http_503", "url_unreachable", ...
+    delivered_at: float | None = None
+    failed_at: float | None = None
+    lease_owner: str | None = None
+    lease_until: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.delivered_at is not None or self.failed_at is not None
+
+    @property
+    def state(self) -> str:
+        if self.delivered_at is not None:
+            return "delivered"
+        if self.failed_at is not None:
+            return "failed"
+        return "sending" if self.attempts else "pending"
+
+    def document(self, job_id: str) -> dict[str, Any]:
+        document: dict[str, Any] = {"id": job_id, "state": self.state, "attempts": self.attempts}
+        if self.status_code is not None:
+            document["status_code"] = self.status_code
+        if self.last_error and self.delivered_at is None:
+            document["last_error"] = self.last_error
+        if self.delivered_at is not None:
+            document["delivered_at"] = iso_time(self.delivered_at)
+        if self.failed_at is not None:
+            document["failed_at"] = iso_time(self.failed_at)
+        return document
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> WebhookDelivery:
+        def moment(name: str) -> float | None:
+            value = item.get(name)
+            return None if value is None else float(value)
+
+        code = item.get("webhook_status_code")
+        return cls(
+            attempts=int(item.get("webhook_attempts", 0)),
+            status_code=None if code is None else int(code),
+            last_error=item.get("webhook_last_error"),
+            delivered_at=moment("webhook_sent_at"),
+            failed_at=moment("webhook_failed_at"),
+            lease_owner=item.get("webhook_lease_owner"),
+            lease_until=moment("webhook_lease_until"),
+        )
+
+
 @dataclass
 class JobRecord:
     job_id: str
@@ -68,11 +125,11 @@ class JobRecord:
     started_at: float | None = None
     finished_at: float | None = None
     error: str | None = None
-    webhook_claimed: bool = False
-    webhook_delivery: dict[str, Any] = field(default_factory=dict)
+    webhook_delivery: WebhookDelivery = field(default_factory=WebhookDelivery)
 
-    def document(self) -> dict[str, Any]:
-        """What GET /jobs/{job_id}, the summary object and the webhook say about the job."""
+    def document(self, *, delivery: bool = True) -> dict[str, Any]:
+        """What GET /jobs/{job_id} says about the job; without `delivery`, what the summary object and the
+        webhook's body say (the same bytes on every attempt, so a receiver can compare them)."""
         document: dict[str, Any] = {
             "job_id": self.job_id,
             "status": self.status.value,
@@ -93,8 +150,8 @@ class JobRecord:
         }
         if self.error:
             document["error"] = self.error
-        if self.webhook:  # never the URL itself: it may carry a token
-            document["webhook"] = {"state": "pending", **self.webhook_delivery}
+        if self.webhook and delivery:  # never the URL itself: it may carry a token
+            document["webhook"] = self.webhook_delivery.document(self.job_id)
         return document
 
     @classmethod
@@ -126,8 +183,7 @@ class JobRecord:
             started_at=moment("started_at"),
             finished_at=moment("finished_at"),
             error=item.get("error"),
-            webhook_claimed="webhook_claimed_at" in item,
-            webhook_delivery=_plain(item.get("webhook_delivery", {})),
+            webhook_delivery=WebhookDelivery.from_item(item),
         )
 
 
@@ -151,6 +207,10 @@ def _dynamo(value: Any) -> Any:
     if isinstance(value, list):
         return [_dynamo(item) for item in value]
     return value
+
+
+# The webhook is still to be delivered: neither delivered nor given up on.
+_WEBHOOK_OPEN = "attribute_not_exists(webhook_sent_at) AND attribute_not_exists(webhook_failed_at)"
 
 
 def _key(job_id: str, sort: str = "JOB") -> dict[str, str]:
@@ -354,18 +414,78 @@ class JobStore:
         )
         return self.get(job_id)
 
-    def claim_webhook(self, job_id: str) -> bool:
-        """Whether this caller is the one to send the job's webhook (the first to ask)."""
-        return self._conditional_update(
-            job_id, "SET webhook_claimed_at = :now", "attribute_not_exists(webhook_claimed_at)", {":now": self._now()}
+    # The webhook: one sender at a time holds a lease; a lease that expired (its sender died) is taken over.
+
+    def claim_webhook(self, job_id: str, owner: str, until: float) -> JobRecord | None:
+        """Lease the webhook of a final job to `owner` until `until` (epoch seconds) when it is neither
+        delivered nor given up on and no other sender holds a lease that is still running; the job, or None."""
+        item = self._update(
+            job_id,
+            "SET webhook_lease_owner = :owner, webhook_lease_until = :until",
+            "attribute_exists(webhook) AND #status IN (:succeeded, :failed, :cancelled)"
+            f" AND {_WEBHOOK_OPEN} AND (attribute_not_exists(webhook_lease_until) OR webhook_lease_until <= :now)",
+            {
+                ":owner": owner,
+                ":until": _dynamo(float(until)),
+                ":now": self._now(),
+                ":succeeded": JobStatus.SUCCEEDED.value,
+                ":failed": JobStatus.FAILED.value,
+                ":cancelled": JobStatus.CANCELLED.value,
+            },
+            returning=True,
+        )
+        return None if item is None else JobRecord.from_item(item)
+
+    def start_webhook_attempt(self, job_id: str, owner: str, previous: WebhookAnswer | None) -> int | None:
+        """Count one more attempt (recording how the previous one ended) while `owner` holds the lease; the
+        attempt's number, or None when the lease was lost."""
+        values: dict[str, Any] = {":owner": owner, ":one": 1}
+        update = "ADD webhook_attempts :one"
+        if previous is not None:
+            update = "SET webhook_status_code = :code, webhook_last_error = :error " + update
+            values.update({":code": previous.status_code, ":error": previous.error})
+        item = self._update(job_id, update, f"webhook_lease_owner = :owner AND {_WEBHOOK_OPEN}", values, returning=True)
+        return None if item is None else int(item["webhook_attempts"])
+
+    def webhook_delivered(self, job_id: str, status_code: int) -> bool:
+        """The receiver answered 2xx: recorded once, whoever's lease it was (a 2xx is a 2xx)."""
+        return (
+            self._update(
+                job_id,
+                "SET webhook_sent_at = :now, webhook_status_code = :code"
+                " REMOVE webhook_lease_owner, webhook_lease_until, webhook_last_error",
+                "attribute_not_exists(webhook_sent_at)",
+                {":now": self._now(), ":code": status_code},
+            )
+            is not None
         )
 
-    def record_webhook(self, job_id: str, delivery: dict[str, Any]) -> None:
-        self.table.update_item(
-            Key=_key(job_id),
-            UpdateExpression="SET webhook_delivery = :delivery",
-            ExpressionAttributeValues={":delivery": _dynamo(delivery)},
+    def webhook_failed(self, job_id: str, owner: str, last: WebhookAnswer | None) -> bool:
+        """Give up on the webhook (the attempts are spent, or the receiver refused it for good)."""
+        return (
+            self._update(
+                job_id,
+                "SET webhook_failed_at = :now, webhook_status_code = :code, webhook_last_error = :error"
+                " REMOVE webhook_lease_owner, webhook_lease_until",
+                f"webhook_lease_owner = :owner AND {_WEBHOOK_OPEN}",
+                {
+                    ":now": self._now(),
+                    ":owner": owner,
+                    ":code": None if last is None else last.status_code,
+                    ":error": (None if last is None else last.error) or "no answer was recorded",
+                },
+            )
+            is not None
         )
+
+    def release_webhook(self, job_id: str, owner: str, last: WebhookAnswer | None) -> bool:
+        """End the lease now (its sender is out of time), so the next sender need not wait for it to expire."""
+        values: dict[str, Any] = {":now": self._now(), ":owner": owner}
+        update = "SET webhook_lease_until = :now"
+        if last is not None:
+            update += ", webhook_status_code = :code, webhook_last_error = :error"
+            values.update({":code": last.status_code, ":error": last.error})
+        return self._update(job_id, update, f"webhook_lease_owner = :owner AND {_WEBHOOK_OPEN}", values) is not None
 
     def _conditional_update(
         self,
@@ -375,6 +495,20 @@ class JobStore:
         values: dict[str, Any],
         names: dict[str, str] | None = None,
     ) -> bool:
+        return self._update(job_id, update, condition, values, names) is not None
+
+    def _update(
+        self,
+        job_id: str,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+        *,
+        returning: bool = False,
+    ) -> dict[str, Any] | None:
+        """Update the job when `condition` holds: its item after the update (empty unless `returning`), or
+        None when the condition did not hold."""
         attribute_names = {"#status": "status", **(names or {})}
         used = {name: value for name, value in attribute_names.items() if name in update or name in condition}
         arguments: dict[str, Any] = {
@@ -385,10 +519,12 @@ class JobStore:
         }
         if used:
             arguments["ExpressionAttributeNames"] = used
+        if returning:
+            arguments["ReturnValues"] = "ALL_NEW"
         try:
-            self.table.update_item(**arguments)
+            response = self.table.update_item(**arguments)
         except ClientError as error:
             if _conditional_failure(error):
-                return False
+                return None
             raise
-        return True
+        return dict(response.get("Attributes", {}))

@@ -31,7 +31,7 @@ from lambda_vision.jobs.messages import (
 )
 from lambda_vision.jobs.objects import ObjectReader
 from lambda_vision.jobs.store import JobRecord, JobStatus, JobStore
-from lambda_vision.jobs.webhooks import WebhookSender
+from lambda_vision.jobs.webhooks import Webhooks, WebhookSender
 from lambda_vision.models import LoadedModel, ModelStore
 from lambda_vision.pipeline import DetectionParameters, ImageResult, Pipeline
 from lambda_vision.registry import Task
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _log = logging.getLogger(__name__)
+# How long a webhook lease lasts when the invocation's own deadline is not known (outside Lambda).
+DEFAULT_LEASE_SECONDS = 60.0
 
 
 class Worker:
@@ -59,11 +61,16 @@ class Worker:
         self.s3 = s3
         self.models = models
         self.pipeline = pipeline
-        self.webhooks = webhooks
+        self.webhooks = Webhooks(store, webhooks)
         self.reader = reader
+        self.deadline: float | None = None  # when the current invocation must end (epoch seconds)
         # One writer: a chunk's lines and counts are recorded while the next chunk runs through the network.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
         self._deferred: list[tuple[str, Future[None]]] = []
+
+    def begin(self, remaining_seconds: float | None) -> None:
+        """A new invocation, which Lambda ends `remaining_seconds` from now: no webhook lease outlasts it."""
+        self.deadline = None if remaining_seconds is None else self.store.clock() + remaining_seconds
 
     # Work queue
 
@@ -204,12 +211,12 @@ class Worker:
             self.finalize(job)
 
     def finalize(self, job: JobRecord) -> None:
+        """Write the summary and deliver the webhook unless it is done or another live sender holds it; raises
+        `WebhookPendingError` when this invocation runs out of time with attempts left (the message comes back)."""
         output = S3Location.parse(job.output)
-        self._put_json(results.summary_location(output), job.document())
-        if job.webhook and self.store.claim_webhook(job.job_id):
-            delivery = self.webhooks.send(job.webhook, job.document())
-            self.store.record_webhook(job.job_id, delivery.to_json())
-            _log.info("webhook of job %s: %s after %d attempts", job.job_id, delivery.state, delivery.attempts)
+        self._put_json(results.summary_location(output), job.document(delivery=False))
+        deadline = self.deadline if self.deadline is not None else self.store.clock() + DEFAULT_LEASE_SECONDS
+        self.webhooks.deliver(job, deadline)
 
     # Dead-letter queue
 
