@@ -200,6 +200,7 @@ def test_a_job_of_300_images_with_corrupt_ones(stack: LocalApi, s3: Any, bucket:
     assert (sent["status"], sent["counts"]) == ("succeeded", document["counts"])
     time.sleep(2)
     assert len(deliveries_for(hooks, job_id)) == 1
+    assert delivery.headers["X-Webhook-Id"] == job_id
     assert stack.get(f"/jobs/{job_id}").json()["webhook"]["state"] == "delivered"
 
 
@@ -237,6 +238,38 @@ def test_a_worker_killed_in_the_middle_of_a_batch(stack: LocalApi, s3: Any, buck
     lines = result_lines(s3, document["output"])
     assert sorted(line["key"] for line in lines) == sorted(inputs)
     assert gate.hits["/gate/held.jpg"] >= 2  # delivered again after the crash
+
+
+def test_a_worker_killed_while_sending_the_webhook(stack: LocalApi, s3: Any, bucket: str) -> None:
+    for index in range(3):
+        s3.put_object(Bucket=bucket, Key=f"hook-kill/{index}.jpg", Body=UPRIGHT)
+    with webhook_receiver(holds=1) as receiver:
+        job_id = submit(
+            stack, {"input": [f"s3://{bucket}/hook-kill/{index}.jpg" for index in range(3)], "webhook": receiver.url}
+        )
+        assert receiver.held.wait(timeout=120), stack.output()[-3000:]  # the first POST, held unanswered
+        pids = worker_pids(stack)
+        assert pids
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        receiver.release.set()
+        document = stack.get(f"/jobs/{job_id}").json()
+        assert document["status"] == "succeeded"
+        assert (document["webhook"]["state"], document["webhook"]["attempts"]) == ("sending", 1)
+        # After the visibility timeout the message comes back; the dead worker's lease has expired by then.
+        (delivery,) = wait_for(lambda: receiver.deliveries, 180, f"the webhook sent again\n{stack.output()[-3000:]}")
+        time.sleep(2)
+    assert receiver.attempts == 2 and len(receiver.deliveries) == 1
+    assert receiver.received[0].body == delivery.body
+    assert delivery.headers["X-Webhook-Id"] == job_id
+    assert delivery.headers["X-Webhook-Attempt"] == "2"
+    signature = "sha256=" + hmac.new(SECRET.encode(), delivery.body, hashlib.sha256).hexdigest()
+    assert delivery.headers["X-Signature-256"] == signature
+    sent = json.loads(delivery.body)
+    assert (sent["job_id"], sent["status"], sent["counts"]["succeeded"]) == (job_id, "succeeded", 3)
+    recorded = stack.get(f"/jobs/{job_id}").json()["webhook"]
+    assert (recorded["state"], recorded["attempts"], recorded["status_code"]) == ("delivered", 2, 204)
+    assert len(result_lines(s3, sent["output"])) == 3
 
 
 def test_a_message_failing_every_delivery_ends_in_the_dead_letter_queue(stack: LocalApi, s3: Any, gate: Gate) -> None:

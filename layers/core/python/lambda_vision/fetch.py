@@ -307,8 +307,9 @@ class UrlFetcher:
             raise InputError(ErrorCode.URL_FORBIDDEN, f"{target.host} is not on this service's list of allowed hosts")
         self._checked_addresses(target, redirected=False)
 
-    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
-        """POST `body` to `url` under the same rules as a fetch (no redirect is followed); the HTTP status.
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], deadline: float | None = None) -> int:
+        """POST `body` to `url` under the same rules as a fetch (no redirect is followed), within the policy's
+        total time and before `deadline` (time.monotonic()) if given; the HTTP status.
 
         Raises `InputError` when the URL is refused or the server cannot be reached."""
         target = _parse_url(url, redirected=False)
@@ -317,7 +318,8 @@ class UrlFetcher:
         addresses = self._checked_addresses(target, redirected=False)
         from lambda_vision import transport  # noqa: PLC0415 - urllib3, loaded on the first URL
 
-        with Deadline(self._policy.total_timeout, None) as limit:
+        request_left = None if deadline is None else deadline - time.monotonic()
+        with Deadline(self._policy.total_timeout, request_left) as limit:
             for address in addresses:
                 limit.check(target)
                 with (

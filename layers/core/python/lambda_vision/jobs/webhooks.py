@@ -32,6 +32,7 @@ ATTEMPT_HEADER = "X-Webhook-Attempt"
 RETRIABLE_STATUSES = frozenset({408, 425, 429})
 MAX_BACKOFF_SECONDS = 30.0
 RECORD_SECONDS = 2.0  # kept free at the end of a lease to record how the last attempt ended
+MIN_ATTEMPT_SECONDS = 5.0  # an attempt is started only with this long left for it (or the whole POST timeout)
 
 _log = logging.getLogger(__name__)
 
@@ -96,7 +97,10 @@ class WebhookSender:
         """Seconds to wait after the `attempt`-th failure."""
         return float(min(self.backoff_seconds * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
 
-    def post(self, url: str, body: bytes, delivery_id: str, attempt: int) -> WebhookAnswer:
+    def post(
+        self, url: str, body: bytes, delivery_id: str, attempt: int, seconds: float | None = None
+    ) -> WebhookAnswer:
+        """One attempt, given at most `seconds` (and the fetcher's own timeout)."""
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: signature(self.secret, body),
@@ -104,7 +108,8 @@ class WebhookSender:
             ATTEMPT_HEADER: str(attempt),
         }
         try:
-            status = self.fetcher.post(url, body, headers)
+            deadline = None if seconds is None else time.monotonic() + seconds
+            status = self.fetcher.post(url, body, headers, deadline)
         except InputError as failure:
             return WebhookAnswer(None, failure.code.value)
         return WebhookAnswer(status, None if 200 <= status < 300 else f"http_{status}")
@@ -142,9 +147,10 @@ class Webhooks:
         # An earlier sender's last answer (None: it died during its attempt); its message waited long enough.
         last = WebhookAnswer(state.status_code, state.last_error) if attempts else None
         first = True
+        needed = min(sender.timeout_seconds, MIN_ATTEMPT_SECONDS) + RECORD_SECONDS
         while attempts < sender.attempts and (last is None or last.retriable):
             delay = 0.0 if first else sender.backoff(attempts)
-            if clock() + delay + sender.timeout_seconds + RECORD_SECONDS > deadline:
+            if clock() + delay + needed > deadline:
                 return self._out_of_time(leased, owner, last)
             if delay:
                 _log.info(
@@ -155,7 +161,7 @@ class Webhooks:
             if started is None:
                 return None  # the lease was taken over: this sender was presumed dead
             attempts, first = started, False
-            last = sender.post(leased.webhook, body, job.job_id, attempts)
+            last = sender.post(leased.webhook, body, job.job_id, attempts, deadline - RECORD_SECONDS - clock())
             if last.delivered and last.status_code is not None:
                 self.store.webhook_delivered(job.job_id, last.status_code)
                 _log.info("webhook of job %s delivered (attempt %d)", job.job_id, attempts)
