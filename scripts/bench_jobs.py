@@ -135,8 +135,9 @@ def cost_table(worker_ms: float) -> str:
     # SQS: SendMessageBatch of 10 chunks, one ReceiveMessage and one DeleteMessageBatch per invocation.
     sqs_requests = chunks / 10 + 2 * invocations
     s3_cost = 1e6 * S3_GET + (chunks + 1e6 / 1000) * S3_PUT  # image reads; part objects and LIST pages
-    # Per chunk: 3 strongly consistent reads, a 2-item transaction (2 writes each) and the running mark.
-    dynamodb_cost = chunks * (5 * DYNAMODB_WRITE + 3 * DYNAMODB_READ)
+    # Per invocation: one BatchGetItem (the job and each chunk's marker) and one read of the job to finish it;
+    # per chunk: a 2-item transaction (2 write units each).
+    dynamodb_cost = chunks * 4 * DYNAMODB_WRITE + invocations * (2 + BATCH_SIZE) * DYNAMODB_READ
     lines = [
         "| memory | arch | ms per image | Lambda compute | Lambda requests | SQS | S3 | DynamoDB | total per million |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|",

@@ -13,7 +13,7 @@ A marker and its counter update are one transaction: both happen, or neither.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -227,6 +227,15 @@ def _conditional_failure(error: ClientError) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class ChunkStates:
+    jobs: dict[str, JobRecord]  # by job id; a job that does not exist is missing
+    counted: set[tuple[str, str]]  # (job id, chunk id) of the chunks already counted
+
+
+_BATCH_GET_LIMIT = 100  # keys per BatchGetItem
+
+
 class JobStore:
     def __init__(self, table: Table, retention_days: int = 30, clock: Clock = time.time) -> None:
         self.table = table
@@ -269,15 +278,30 @@ class JobStore:
 
     def get_with_chunk(self, job_id: str, chunk: str) -> tuple[JobRecord | None, bool]:
         """The job and whether the chunk was counted, in one round trip."""
-        keys = [_key(job_id), _key(job_id, f"CHUNK#{chunk}")]
-        request: dict[str, Any] = {self.table.name: {"Keys": keys, "ConsistentRead": True}}
+        states = self.get_chunk_states([(job_id, chunk)])
+        return states.jobs.get(job_id), (job_id, chunk) in states.counted
+
+    def get_chunk_states(self, chunks: Sequence[tuple[str, str]]) -> ChunkStates:
+        """The jobs of several (job id, chunk id) pairs and which of the chunks were counted, in one round trip
+        (BatchGetItem, 100 keys at a time)."""
+        keys = {_key(job_id)["pk"]: _key(job_id) for job_id, _ in chunks}
+        wanted = list(keys.values()) + [_key(job_id, f"CHUNK#{chunk}") for job_id, chunk in dict.fromkeys(chunks)]
         items: list[dict[str, Any]] = []
-        while request:
-            response = self.table.meta.client.batch_get_item(RequestItems=request)
-            items += response.get("Responses", {}).get(self.table.name, [])
-            request = dict(response.get("UnprocessedKeys") or {})
-        job = next((JobRecord.from_item(item) for item in items if item["sk"] == "JOB"), None)
-        return job, any(item["sk"] == f"CHUNK#{chunk}" for item in items)
+        for start in range(0, len(wanted), _BATCH_GET_LIMIT):
+            request: dict[str, Any] = {
+                self.table.name: {"Keys": wanted[start : start + _BATCH_GET_LIMIT], "ConsistentRead": True}
+            }
+            while request:
+                response = self.table.meta.client.batch_get_item(RequestItems=request)
+                items += response.get("Responses", {}).get(self.table.name, [])
+                request = dict(response.get("UnprocessedKeys") or {})
+        jobs = {record.job_id: record for record in (JobRecord.from_item(i) for i in items if i["sk"] == "JOB")}
+        counted = {
+            (str(item["pk"]).removeprefix("JOB#"), str(item["sk"]).removeprefix("CHUNK#"))
+            for item in items
+            if str(item["sk"]).startswith("CHUNK#")
+        }
+        return ChunkStates(jobs, counted)
 
     def add_page(self, job_id: str, page: int, images: int, last: bool) -> bool:
         """Count the images of a listed page into total and pending, once per page; whether it was new."""

@@ -30,7 +30,7 @@ from lambda_vision.jobs.messages import (
     decode,
 )
 from lambda_vision.jobs.objects import ObjectReader
-from lambda_vision.jobs.store import JobRecord, JobStatus, JobStore
+from lambda_vision.jobs.store import ChunkStates, JobRecord, JobStatus, JobStore
 from lambda_vision.jobs.webhooks import Webhooks, WebhookSender
 from lambda_vision.models import LoadedModel, ModelStore
 from lambda_vision.pipeline import DetectionParameters, ImageResult, Pipeline
@@ -67,6 +67,11 @@ class Worker:
         # One writer: a chunk's lines and counts are recorded while the next chunk runs through the network.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
         self._deferred: list[tuple[str, Future[None]]] = []
+        # This invocation's chunk states (jobs, counted markers), read in one round trip for the whole batch.
+        self._states: Future[ChunkStates] | None = None
+        self._state_keys: set[tuple[str, str]] = set()
+        self._marked_running: set[str] = set()  # jobs this invocation moved from queued to running
+        self._finishing: dict[str, list[str]] = {}  # job id -> the deferred messages that recorded its chunks
 
     def begin(self, remaining_seconds: float | None) -> None:
         """A new invocation, which Lambda ends `remaining_seconds` from now: no webhook lease outlasts it."""
@@ -90,29 +95,53 @@ class Worker:
             raise MessageError("a plan message belongs on the plan queue")
 
     def prefetch(self, bodies: Sequence[str]) -> None:
-        """Start reading the images of a batch of work messages (in their order) before processing them."""
+        """Start reading the state of a batch of work messages (their jobs and chunk markers, one round trip)
+        and their images (in their order) before processing them."""
+        chunks = []
         for body in bodies:
             try:
                 message = decode(body)
             except MessageError:
                 continue
             if isinstance(message, ChunkMessage):
+                chunks.append((message.job_id, message.chunk_id))
                 locations = [item.s3 for item in message.items if item.s3 is not None]
                 self.reader.prefetch([location for location in locations if self.settings.policy.may_read(location)])
+        if chunks:
+            self._states = self._writer.submit(self.store.get_chunk_states, chunks)
+            self._state_keys = set(chunks)
 
     def flush(self) -> list[str]:
-        """Wait for the deferred writes; the ids of the messages whose results could not be recorded."""
+        """Wait for the deferred writes, then finish each job they counted into (once per job, not per chunk);
+        the ids of the messages whose results, or whose job's end, could not be recorded."""
         failed = []
         for deferred_id, future in self._deferred:
             error = future.exception()
             if error is not None:
                 _log.error("recording the results of message %s failed: %r", deferred_id, error)
                 failed.append(deferred_id)
+        for job_id, deferred_ids in self._finishing.items():
+            try:
+                self.complete(job_id)
+            except Exception as error:  # noqa: BLE001 - whatever it was, these messages must come back
+                _log.error("finishing job %s failed: %r", job_id, error)
+                failed += [deferred_id for deferred_id in deferred_ids if deferred_id not in failed]
         self._deferred.clear()
+        self._finishing.clear()
+        self._states, self._state_keys = None, set()
+        self._marked_running.clear()
         return failed
 
+    def _chunk_state(self, message: ChunkMessage) -> tuple[JobRecord | None, bool]:
+        """The message's job and whether its chunk was counted: from the batch's read when it covers it."""
+        key = (message.job_id, message.chunk_id)
+        if self._states is not None and key in self._state_keys and self._states.exception() is None:
+            states = self._states.result()
+            return states.jobs.get(message.job_id), key in states.counted
+        return self.store.get_with_chunk(message.job_id, message.chunk_id)
+
     def run_chunk(self, message: ChunkMessage, deferred_id: str | None = None) -> None:
-        job, counted = self.store.get_with_chunk(message.job_id, message.chunk_id)
+        job, counted = self._chunk_state(message)
         if job is None:
             raise MessageError(f"job {message.job_id} does not exist (expired, or never created)")
         if counted or job.status.final:
@@ -126,19 +155,21 @@ class Worker:
         elapsed_ms = (time.perf_counter() - start) * 1000.0
         if deferred_id is None:
             self._record_chunk(job, message, lines, elapsed_ms)
+            self.complete(job.job_id)
         else:
             future = self._writer.submit(self._record_chunk, job, message, lines, elapsed_ms)
             self._deferred.append((deferred_id, future))
+            self._finishing.setdefault(job.job_id, []).append(deferred_id)
 
     def _record_chunk(self, job: JobRecord, message: ChunkMessage, lines: list[dict[str, Any]], ms: float) -> None:
         """Lines first, then the count: a counted chunk always has its lines."""
         start = time.perf_counter()
         self._put_lines(self._part(job, message.chunk_id), lines)
-        if job.status is JobStatus.QUEUED:
+        if job.status is JobStatus.QUEUED and job.job_id not in self._marked_running:
             self.store.mark_running(job.job_id)
+            self._marked_running.add(job.job_id)
         succeeded = sum(1 for line in lines if line["status"] == "ok")
         self.store.count_chunk(job.job_id, message.chunk_id, succeeded=succeeded, failed=len(lines) - succeeded)
-        self.complete(job.job_id)
         _log.info(
             "chunk %s of job %s: %d images, %d failed, %.0f ms reading and inference, %.0f ms recording",
             message.chunk_id,
