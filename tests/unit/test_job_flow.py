@@ -328,6 +328,22 @@ def test_a_worker_dying_after_claiming_the_webhook_leaves_it_to_the_redelivered_
     assert len(stack.lines(document["output"])) == 5
 
 
+def test_a_dead_lettered_finish_request_still_sends_a_webhook_left_open(stack: Stack) -> None:
+    stack.put("o/0.jpg", UPRIGHT)
+    sender = stack.worker.webhooks.sender
+    sender.fetcher = DyingFetcher(sender.fetcher)  # type: ignore[assignment]
+    with webhook_receiver() as hooks:
+        job = stack.service.submit({"input": [f"s3://{BUCKET}/o/0.jpg"], "webhook": hooks.url})
+        (chunk,) = stack.receive(stack.work)
+        with pytest.raises(Killed):
+            stack.worker.handle(chunk["Body"])
+        stack.skew += 61  # the dead worker's lease has expired
+        stack.worker.dead_letter(json.dumps({"kind": "finish", "job_id": job.job_id}))
+    (delivery,) = hooks.deliveries
+    check_signed(delivery, job.job_id, attempt=2)
+    assert stack.service.get(job.job_id).document()["webhook"]["state"] == "delivered"
+
+
 def test_a_worker_out_of_time_hands_the_webhook_to_the_next_delivery(stack: Stack) -> None:
     stack.put("t/0.jpg", UPRIGHT)
     sender = stack.worker.webhooks.sender

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from lambda_vision.errors import InputError
 from lambda_vision.fetch import UrlFetcher
@@ -151,7 +151,7 @@ class Webhooks:
         while attempts < sender.attempts and (last is None or last.retriable):
             delay = 0.0 if first else sender.backoff(attempts)
             if clock() + delay + needed > deadline:
-                return self._out_of_time(leased, owner, last)
+                self._out_of_time(leased, owner, last)
             if delay:
                 _log.info(
                     "webhook of job %s: attempt %d failed (%s); again in %.1f s", job.job_id, attempts, last, delay
@@ -170,7 +170,7 @@ class Webhooks:
         _log.warning("webhook of job %s failed after %d attempts (%s)", job.job_id, attempts, last)
         return "failed"
 
-    def _out_of_time(self, job: JobRecord, owner: str, last: WebhookAnswer | None) -> str:
+    def _out_of_time(self, job: JobRecord, owner: str, last: WebhookAnswer | None) -> NoReturn:
         self.store.release_webhook(job.job_id, owner, last)
         raise WebhookPendingError(
             f"the webhook of job {job.job_id} has attempts left but this invocation has no time for one more"

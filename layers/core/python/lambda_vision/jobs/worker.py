@@ -264,7 +264,8 @@ class Worker:
             self.store.fail(message.job_id, f"listing page {message.page} of the input failed repeatedly")
             self.complete(message.job_id, always=True)
         elif isinstance(message, FinishMessage):
-            _log.error("finishing job %s failed repeatedly", message.job_id)
+            _log.error("finishing job %s failed repeatedly; trying once more", message.job_id)
+            self.complete(message.job_id, always=True)  # a webhook still open is not left behind
         elif isinstance(message, DroppedObjects):
             for location in filter(self._is_drop, message.objects):
                 line = results.error_line(location.key, ErrorCode.MESSAGE_FAILED, _DEAD_LETTER_MESSAGE)
