@@ -250,6 +250,13 @@ class TemplateReader:
             found[logical_id] = resource
         return found
 
+    def _properties_of_type(self, *resource_types: str) -> dict[str, Any]:
+        """The resolved Properties of each resource of these types, by logical id (see `_of_type`)."""
+        return {
+            logical_id: self.resolver.resolve(resource.get("Properties") or {})
+            for logical_id, resource in self._of_type(*resource_types).items()
+        }
+
     def read(self) -> Stack:
         layers = {logical_id: self._layer(logical_id, resource) for logical_id, resource in self._layers().items()}
         functions: dict[str, Function] = {}
@@ -619,17 +626,13 @@ class TemplateReader:
     # CloudFormation APIs (as CDK and other tools synthesize them) -------------------------------
 
     def _cloudformation_rest_apis(self, functions: Mapping[str, Function]) -> dict[str, Api]:
-        rest_apis = self._of_type("AWS::ApiGateway::RestApi")
+        rest_apis = self._properties_of_type("AWS::ApiGateway::RestApi")
         if not rest_apis:
             return {}
         stages = self._stages("AWS::ApiGateway::Stage", "AWS::ApiGateway::Deployment", "RestApiId")
-        resources = {
-            logical_id: self.resolver.resolve(resource.get("Properties") or {})
-            for logical_id, resource in self._of_type("AWS::ApiGateway::Resource").items()
-        }
+        resources = self._properties_of_type("AWS::ApiGateway::Resource")
         apis: dict[str, Api] = {}
-        for logical_id, resource in rest_apis.items():
-            properties = self.resolver.resolve(resource.get("Properties") or {})
+        for logical_id, properties in rest_apis.items():
             self.not_served.api_properties(logical_id, properties)
             stage_name, variables = stages.get(logical_id, (None, {}))
             if stage_name is None:
@@ -644,8 +647,7 @@ class TemplateReader:
                 api.routes += self._definition_routes(api, api.definition, functions)
             api.binary_media_types = list(dict.fromkeys(api.binary_media_types))
             apis[logical_id] = api
-        for method_id, method in self._of_type("AWS::ApiGateway::Method").items():
-            properties = self.resolver.resolve(method.get("Properties") or {})
+        for method_id, properties in self._properties_of_type("AWS::ApiGateway::Method").items():
             api_id = str(properties.get("RestApiId", ""))
             if api_id not in apis:
                 self.warnings.append(f"{method_id}: RestApiId {api_id!r} is not a RestApi of the template")
@@ -686,12 +688,10 @@ class TemplateReader:
     def _stages(self, stage_type: str, deployment_type: str, api_key: str) -> dict[str, tuple[str, dict[str, str]]]:
         """Per API logical id: the stage name and variables (a Stage resource, else a Deployment's StageName)."""
         found: dict[str, tuple[str, dict[str, str]]] = {}
-        for resource in self._of_type(deployment_type).values():
-            properties = self.resolver.resolve(resource.get("Properties") or {})
+        for properties in self._properties_of_type(deployment_type).values():
             if isinstance(properties.get("StageName"), str):
                 found[str(properties.get(api_key))] = (properties["StageName"], {})
-        for resource in self._of_type(stage_type).values():
-            properties = self.resolver.resolve(resource.get("Properties") or {})
+        for properties in self._properties_of_type(stage_type).values():
             variables = properties.get("Variables") or properties.get("StageVariables") or {}
             if isinstance(properties.get("StageName"), str):
                 found[str(properties.get(api_key))] = (
@@ -701,17 +701,13 @@ class TemplateReader:
         return found
 
     def _cloudformation_http_apis(self, functions: Mapping[str, Function]) -> dict[str, Api]:
-        http_apis = self._of_type("AWS::ApiGatewayV2::Api")
+        http_apis = self._properties_of_type("AWS::ApiGatewayV2::Api")
         if not http_apis:
             return {}
         stages = self._stages("AWS::ApiGatewayV2::Stage", "AWS::ApiGatewayV2::Deployment", "ApiId")
-        integrations = {
-            logical_id: self.resolver.resolve(resource.get("Properties") or {})
-            for logical_id, resource in self._of_type("AWS::ApiGatewayV2::Integration").items()
-        }
+        integrations = self._properties_of_type("AWS::ApiGatewayV2::Integration")
         apis: dict[str, Api] = {}
-        for logical_id, resource in http_apis.items():
-            properties = self.resolver.resolve(resource.get("Properties") or {})
+        for logical_id, properties in http_apis.items():
             protocol = str(properties.get("ProtocolType", "HTTP")).upper()
             if protocol != "HTTP":
                 self.not_served.add(logical_id, f"not served: ProtocolType {protocol}; only HTTP APIs are")
@@ -730,8 +726,7 @@ class TemplateReader:
                     method, path = _split_route_key(key)
                     api.routes.append(Route(method, path, function_id, api.logical_id, payload_format_version="2.0"))
             apis[logical_id] = api
-        for route_id, route in self._of_type("AWS::ApiGatewayV2::Route").items():
-            properties = self.resolver.resolve(route.get("Properties") or {})
+        for route_id, properties in self._properties_of_type("AWS::ApiGatewayV2::Route").items():
             api_id = str(properties.get("ApiId", ""))
             key = str(properties.get("RouteKey", ""))
             where = f"{route_id} ({key})"
@@ -785,8 +780,7 @@ class TemplateReader:
             alias = self.resolver.resolve(raw_alias)
             url = self._function_url(function_id, function_id, config, f"{logical_id}.FunctionUrlConfig", alias)
             urls[url.logical_id] = url
-        for logical_id, resource in self._of_type("AWS::Lambda::Url").items():
-            properties = self.resolver.resolve(resource.get("Properties") or {})
+        for logical_id, properties in self._properties_of_type("AWS::Lambda::Url").items():
             target = str(properties.get("TargetFunctionArn", ""))
             target_id = self._url_target(target, functions)
             if target_id is None:
