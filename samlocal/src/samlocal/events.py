@@ -258,6 +258,18 @@ def _flag(document: Mapping[str, Any], name: str) -> bool | None:
     raise MalformedProxyResponseError(f"{name} must be a boolean, got {value!r}")
 
 
+def proxy_status(document: Mapping[str, Any]) -> int:
+    """A proxy result's statusCode (a number or a numeric string, 100-599); MalformedProxyResponseError if not."""
+    status = document.get("statusCode")
+    try:
+        status_code = int(status) if not isinstance(status, bool) and status is not None else 0
+    except (TypeError, ValueError):
+        status_code = 0
+    if not 100 <= status_code <= 599:
+        raise MalformedProxyResponseError(f"statusCode must be an HTTP status, got {status!r}")
+    return status_code
+
+
 def proxy_response(payload: bytes, accept: str | None, binary_media_types: Sequence[str]) -> HttpResponse:
     """The HTTP response for a function's proxy result; raises MalformedProxyResponseError as API Gateway would."""
     try:
@@ -270,13 +282,7 @@ def proxy_response(payload: bytes, accept: str | None, binary_media_types: Seque
     if unknown:
         raise MalformedProxyResponseError(f"unknown keys in the result: {', '.join(sorted(unknown))}")
 
-    status = document.get("statusCode")
-    try:
-        status_code = int(status) if not isinstance(status, bool) and status is not None else 0
-    except (TypeError, ValueError):
-        status_code = 0
-    if not 100 <= status_code <= 599:
-        raise MalformedProxyResponseError(f"statusCode must be an HTTP status, got {status!r}")
+    status_code = proxy_status(document)
 
     headers: list[tuple[str, str]] = []
     multi = document.get("multiValueHeaders") or {}

@@ -30,6 +30,7 @@ from samlocal.events import (
     build_event,
     media_type,
     proxy_response,
+    proxy_status,
     request_time,
 )
 from samlocal.template import Api, Route
@@ -167,13 +168,7 @@ def http_proxy_response(payload: bytes, payload_format_version: str) -> HttpResp
         # API Gateway infers the response: 200, JSON, the result as the body (a string result as it is).
         text = document if isinstance(document, str) else json.dumps(document, separators=(",", ":"))
         return HttpResponse(200, [("Content-Type", "application/json")], text.encode("utf-8"))
-    status = document.get("statusCode")
-    try:
-        status_code = int(status) if not isinstance(status, bool) and status is not None else 0
-    except (TypeError, ValueError):
-        status_code = 0
-    if not 100 <= status_code <= 599:
-        raise MalformedProxyResponseError(f"statusCode must be an HTTP status, got {status!r}")
+    status_code = proxy_status(document)
     headers: list[tuple[str, str]] = []
     single = document.get("headers") or {}
     multi = document.get("multiValueHeaders") or {}
