@@ -480,7 +480,7 @@ def openapi_schema() -> dict[str, Any]:
 
 
 # The end of the init phase: every default model loaded (in the background since the first import).
-if (preload_error := init_phase.preload.wait()) is not None:
+if (preload_error := init_phase.finish()) is not None:
     logger.error("default models could not be loaded", extra={"reason": preload_error.message})
 
 

@@ -4,6 +4,9 @@ a model that cannot load handed back as its error, anything else raised in the t
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +61,26 @@ def test_an_unexpected_failure_is_raised_where_the_init_waits(models_dir: Path, 
 
 def test_nothing_loads_without_preloading(models_dir: Path, tmp_path: Path) -> None:
     assert Preload(None).start().wait() is None
+
+
+def test_the_init_ends_with_the_collector_on_and_its_objects_frozen(models_dir: Path) -> None:
+    """The collector is paused for the imports only: a function whose init left it off would grow without bound."""
+    probe = (
+        "import gc\n"
+        "import app\n"
+        "import os\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 10_000, os.environ['PYDANTIC_DISABLE_PLUGINS'])\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    paths = [root / "functions" / "inference", root / "layers" / "core" / "python"]
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(str(path) for path in paths),
+        "MODELS_DIR": str(models_dir),
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }
+    environment.pop("PYDANTIC_DISABLE_PLUGINS", None)
+
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=environment, check=True)
+
+    assert result.stdout.split() == ["True", "True", "__all__"]

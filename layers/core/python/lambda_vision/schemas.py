@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
-class ErrorDetail(BaseModel):
+class Document(BaseModel):
+    """A shape that only documents the API: its validator is built when first used (swagger.yaml generation), not
+    at import, which would add to every cold start."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class ErrorDetail(Document):
     code: str = Field(description="Stable machine-readable error code, e.g. `image_undecodable`.")
     message: str = Field(description="What went wrong and what to do about it.")
 
@@ -18,36 +25,36 @@ class RequestErrorDetail(ErrorDetail):
     request_id: str | None = Field(default=None, description="API Gateway request id, to quote when reporting.")
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(Document):
     error: RequestErrorDetail
 
 
-class LabelScore(BaseModel):
+class LabelScore(Document):
     label: str
     score: float
 
 
-class Box(BaseModel):
+class Box(Document):
     x1: float = Field(description="Left edge in pixels of the original image.")
     y1: float = Field(description="Top edge.")
     x2: float = Field(description="Right edge.")
     y2: float = Field(description="Bottom edge.")
 
 
-class Keypoint(BaseModel):
+class Keypoint(Document):
     name: str = Field(description="What the point is (models.toml `keypoints`), e.g. `left_eye`.")
     x: float = Field(description="In pixels of the original image (may lie outside it).")
     y: float
 
 
-class DetectionResult(BaseModel):
+class DetectionResult(Document):
     label: str
     score: float
     box: Box
     keypoints: list[Keypoint] | None = Field(default=None, description="Landmarks, for models that have them.")
 
 
-class RegionResult(BaseModel):
+class RegionResult(Document):
     box: Box = Field(description="The region, in pixels of the original image.")
     label: str | None = Field(default=None, description="With `detector`: the detection's label.")
     score: float | None = Field(default=None, description="With `detector`: the detection's score.")
@@ -55,7 +62,7 @@ class RegionResult(BaseModel):
     predictions: list[LabelScore] = Field(description="The classifier's top-k for this region, best first.")
 
 
-class ImageResult(BaseModel):
+class ImageResult(Document):
     index: int = Field(description="Position of the image in the request (multipart part order, JSON order).")
     source: str = Field(description="File name, URL, `body`, or `images[i]`.")
     status: Literal["ok", "error"]
@@ -72,14 +79,14 @@ class ImageResult(BaseModel):
     timings_ms: dict[str, float]
 
 
-class ModelReference(BaseModel):
+class ModelReference(Document):
     name: str
     version: str
     task: Literal["classification", "detection"]
     sha256: str
 
 
-class InferenceResponse(BaseModel):
+class InferenceResponse(Document):
     model: ModelReference
     parameters: dict[str, Any]
     results: list[ImageResult]
@@ -88,7 +95,7 @@ class InferenceResponse(BaseModel):
     timings_ms: dict[str, float]
 
 
-class ModelIdentity(BaseModel):
+class ModelIdentity(Document):
     name: str
     task: Literal["classification", "detection"]
     description: str
@@ -100,12 +107,12 @@ class ModelSummary(ModelIdentity):
     loaded: bool
 
 
-class ModelList(BaseModel):
+class ModelList(Document):
     models: list[ModelSummary]
     defaults: dict[str, str]
 
 
-class Embedding(BaseModel):
+class Embedding(Document):
     output: str = Field(description="Graph output POST /embed returns.")
     dimension: int | None = Field(description="Length of the embedding.")
 
@@ -120,7 +127,7 @@ class ModelDescription(ModelIdentity):
     keypoints: list[str] | None = Field(default=None, description="Names of the landmarks of each detection.")
 
 
-class Health(BaseModel):
+class Health(Document):
     status: Literal["ready", "unavailable"]
     models: dict[str, str]
     version: str | None = Field(default=None, description="Version of lambda-vision, when ready.")

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from lambda_vision.schemas import Document
 
 
-class JobParameters(BaseModel):
+class JobParameters(Document):
     top_k: int | None = Field(default=None, ge=1, le=1000, description="Classification: labels per image.")
     threshold: float | None = Field(default=None, ge=0, le=1, description="Detection: minimum score.")
     iou: float | None = Field(default=None, ge=0, le=1, description="Detection: overlap above which NMS drops a box.")
     max_detections: int | None = Field(default=None, ge=1, le=1000, description="Detection: most boxes per image.")
 
 
-class JobRequest(BaseModel):
+class JobRequest(Document):
     input: str | list[str] = Field(
         description="An s3:// prefix (every object under it), or a list of s3:// object and http(s):// image URIs."
     )
@@ -33,20 +35,20 @@ class JobRequest(BaseModel):
     )
 
 
-class JobAccepted(BaseModel):
+class JobAccepted(Document):
     job_id: str
     status: Literal["queued"]
     status_url: str = Field(description="GET it to follow the job.")
 
 
-class JobCounts(BaseModel):
+class JobCounts(Document):
     total: int = Field(description="Images found so far (final once the input is listed).")
     succeeded: int
     failed: int = Field(description="Images with an error line (undecodable, missing, unreachable, dead-lettered).")
     skipped: int = Field(description="Images not processed because the job was cancelled.")
 
 
-class WebhookDeliveryDocument(BaseModel):
+class WebhookDeliveryDocument(Document):
     id: str = Field(description="The delivery id, sent as X-Webhook-Id on every attempt (the job id).")
     state: Literal["pending", "sending", "delivered", "failed"] = Field(
         description="pending until the job ends; sending while attempts go on; delivered after a 2xx; failed "
@@ -59,7 +61,7 @@ class WebhookDeliveryDocument(BaseModel):
     failed_at: str | None = None
 
 
-class JobStatusDocument(BaseModel):
+class JobStatusDocument(Document):
     job_id: str
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     task: Literal["classification", "detection"]
