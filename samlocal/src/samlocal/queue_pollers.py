@@ -1,8 +1,10 @@
 """Pollers of a queue on the local AWS endpoint that hand what they receive to a function's environments.
 
-A poller is a few threads, each long-polling the queue and invoking the function through its `FunctionPool`,
-the same execution environments the API uses, one invocation at a time per thread. What a batch becomes (an
-SQS event, S3 events) and which messages are deleted afterwards is the subclass's business.
+A poller is a few threads, each invoking the function through its `FunctionPool`, the same execution
+environments the API uses, one invocation at a time per thread. They take turns at receiving: one long poll
+is out at a time, and a thread that received hands the turn on before it invokes, so an idle queue costs one
+request a second whatever the concurrency, and a busy one still has every thread invoking at once. What a
+batch becomes (an SQS event, S3 events) and which messages are deleted afterwards is the subclass's business.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class QueuePoller:
         self.queue_url = ""
         self.visibility_timeout = 30
         self._stopping = threading.Event()
+        self._receiving = threading.Lock()  # the turn to long-poll
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -72,7 +75,10 @@ class QueuePoller:
 
         while not self.stopping:
             try:
-                messages = self.receive_batch()
+                with self._receiving:
+                    if self.stopping:
+                        return
+                    messages = self.receive_batch()
                 if messages:
                     self.handle(messages)
             except PoolClosedError:
