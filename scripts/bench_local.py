@@ -108,12 +108,44 @@ def start_emulator(template: Path, max_concurrency: int) -> tuple[subprocess.Pop
     while time.monotonic() < deadline:
         match = re.search(r"Serving \S+ on http://[^:]+:(\d+)", log.read_text())
         if match:
+            wait_until_settled(process)
             return process, int(match.group(1)), log
         if process.poll() is not None:
             break
         time.sleep(0.05)
     process.kill()
     raise SystemExit(f"samlocal did not start:\n{log.read_text()}")
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time (user and system) of a process and every process below it."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        times[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total, pending = 0.0, [root]
+    while pending:
+        pid = pending.pop()
+        total += times.get(pid, 0.0)
+        pending += [child for child, parent in parents.items() if parent == pid]
+    return total
+
+
+def wait_until_settled(process: subprocess.Popen[bytes], window: float = 0.5, busy: float = 0.1) -> None:
+    """Until the emulator and its environments use under `busy` of a CPU: the eager environments of every
+    function have finished their init, which would otherwise be measured as latency (at most 120 s)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        before = tree_cpu_seconds(process.pid)
+        time.sleep(window)
+        if tree_cpu_seconds(process.pid) - before < busy * window:
+            return
 
 
 def call(connection: http.client.HTTPConnection, case: Case) -> None:
