@@ -76,8 +76,8 @@ def poller() -> Iterator[MeetingPoller]:
         poller = MeetingPoller(
             name="work -> Function",
             queue_name="work",
-            pool=Pool(),  # type: ignore[arg-type]
-            endpoint=Endpoint(sqs),  # type: ignore[arg-type]
+            pool=Pool(),
+            endpoint=Endpoint(sqs),
             console=Console(io.StringIO()),
             concurrency=CONCURRENCY,
         )
