@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
 
 from lambda_vision.fetch import FetchPolicy, UrlFetcher
 from lambda_vision.jobs.config import JobSettings
@@ -37,7 +38,8 @@ logger = Logger()
 # The library's own log lines (chunks, pages, webhooks) in the same JSON format.
 copy_config_to_registered_loggers(source_logger=logger, include={"lambda_vision"})
 fetcher = UrlFetcher(FetchPolicy.from_settings(settings))
-s3 = boto3.client("s3")
+# Signature Version 4 for every request, and for the URLs the reader presigns (objects.py).
+s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
 worker = Worker(
     job_settings,
     JobStore(boto3.resource("dynamodb").Table(job_settings.table), job_settings.retention_days),
@@ -51,7 +53,7 @@ worker = Worker(
         job_settings.webhook_backoff_seconds,
         timeout_seconds=settings.url_timeout,
     ),
-    reader=ObjectReader(s3, settings.url_max_bytes),
+    reader=ObjectReader(s3, settings.url_max_bytes, timeout=settings.url_timeout),
 )
 processor = BatchProcessor(event_type=EventType.SQS)
 

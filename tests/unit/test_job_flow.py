@@ -1,5 +1,6 @@
-"""Jobs from submission to summary against moto's S3, SQS and DynamoDB (`mock_aws`), with the real models:
-the queues are drained the way Lambda's SQS event source would, including redeliveries and dead letters."""
+"""Jobs from submission to summary against moto's S3, SQS and DynamoDB (moto's server, over real sockets: the
+worker reads images with presigned GETs of its own), with the real models: the queues are drained the way
+Lambda's SQS event source would, including redeliveries and dead letters."""
 
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ import hmac
 import ipaddress
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
+from botocore.config import Config
 
 from lambda_vision.errors import ApiError, ErrorCode
 from lambda_vision.fetch import FetchPolicy, UrlFetcher
@@ -47,7 +47,7 @@ class Stack:
 
     def __init__(self, models_dir: Path, page_size: int = 1000, chunk_size: int = 8) -> None:
         self.skew = 0.0  # seconds the job store's clock is ahead of the wall clock (leases expire sooner)
-        self.s3 = boto3.client("s3", region_name="us-east-1")
+        self.s3 = boto3.client("s3", region_name="us-east-1", config=Config(signature_version="s3v4"))
         self.sqs = boto3.client("sqs", region_name="us-east-1")
         dynamodb = boto3.resource("dynamodb", region_name="us-east-1")
         self.s3.create_bucket(Bucket=BUCKET)
@@ -133,9 +133,8 @@ class Stack:
 
 
 @pytest.fixture
-def stack(models_dir: Path) -> Iterator[Stack]:
-    with mock_aws():
-        yield Stack(models_dir, page_size=7, chunk_size=3)
+def stack(models_dir: Path, aws_endpoint: str) -> Stack:
+    return Stack(models_dir, page_size=7, chunk_size=3)
 
 
 def top(line: dict[str, Any]) -> str:

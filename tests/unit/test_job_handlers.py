@@ -1,5 +1,5 @@
 """The job routes of the API and the worker and planner handlers, called with API Gateway and SQS events
-against moto (`mock_aws`): status codes, error codes, status URLs and partial batch responses."""
+against moto's server (`aws_endpoint`): status codes, error codes, status URLs and partial batch responses."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 import app
 import jobs
@@ -26,31 +25,27 @@ REGION = "us-east-1"
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+def aws(monkeypatch: pytest.MonkeyPatch, aws_endpoint: str) -> dict[str, str]:
     """Moto's S3, SQS and DynamoDB with the template's batch resources; the functions' variables set."""
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}.items():  # fmt: skip
+    boto3.client("s3").create_bucket(Bucket="jobs-bucket")
+    sqs = boto3.client("sqs")
+    boto3.client("dynamodb").create_table(
+        TableName="jobs",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )  # fmt: skip
+    env = {
+        "JOBS_TABLE": "jobs",
+        "JOBS_BUCKET": "jobs-bucket",
+        "WORK_QUEUE_URL": sqs.create_queue(QueueName="work")["QueueUrl"],
+        "PLAN_QUEUE_URL": sqs.create_queue(QueueName="plan")["QueueUrl"],
+        "WEBHOOK_SECRET": "s3cret",
+    }
+    for name, value in env.items():
         monkeypatch.setenv(name, value)
-    with mock_aws():
-        boto3.client("s3").create_bucket(Bucket="jobs-bucket")
-        sqs = boto3.client("sqs")
-        boto3.client("dynamodb").create_table(
-            TableName="jobs",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )  # fmt: skip
-        env = {
-            "JOBS_TABLE": "jobs",
-            "JOBS_BUCKET": "jobs-bucket",
-            "WORK_QUEUE_URL": sqs.create_queue(QueueName="work")["QueueUrl"],
-            "PLAN_QUEUE_URL": sqs.create_queue(QueueName="plan")["QueueUrl"],
-            "WEBHOOK_SECRET": "s3cret",
-        }
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        yield env
+    return env
 
 
 @pytest.fixture

@@ -1,0 +1,166 @@
+"""The worker's reads of input images: presigned GETs, over real sockets, against moto's S3 server and against
+a server that answers what S3 answers when things go wrong (throttles, refusals, broken connections)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from lambda_vision.errors import ErrorCode, InputError
+from lambda_vision.jobs.locations import S3Location
+from lambda_vision.jobs.objects import ObjectReader, ObjectReadError
+
+BUCKET = "images-bucket"
+MAX_BYTES = 1000
+
+
+def s3_client(endpoint: str) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(signature_version="s3v4"),
+    )
+
+
+@pytest.fixture
+def moto_s3(aws_endpoint: str) -> Any:
+    s3 = s3_client(aws_endpoint)
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="small.jpg", Body=b"\xff\xd8 a small image")
+    s3.put_object(Bucket=BUCKET, Key="empty.jpg", Body=b"")
+    s3.put_object(Bucket=BUCKET, Key="large.jpg", Body=b"x" * (MAX_BYTES + 1))
+    s3.put_object(Bucket=BUCKET, Key="exactly.jpg", Body=b"y" * MAX_BYTES)
+    return s3
+
+
+def read(s3: Any, *keys: str, bucket: str = BUCKET) -> list[bytes | InputError]:
+    reader = ObjectReader(s3, MAX_BYTES, timeout=5.0)
+    return reader.read([S3Location(bucket, key) for key in keys])
+
+
+def test_objects_are_read_in_order_with_each_failure_in_its_place(moto_s3: Any) -> None:
+    small, missing, empty, large, exactly = read(
+        moto_s3, "small.jpg", "gone.jpg", "empty.jpg", "large.jpg", "exactly.jpg"
+    )
+
+    assert small == b"\xff\xd8 a small image"
+    assert isinstance(missing, InputError) and missing.code is ErrorCode.OBJECT_NOT_FOUND
+    assert missing.message == f"s3://{BUCKET}/gone.jpg does not exist (any more)"
+    assert isinstance(empty, InputError) and empty.code is ErrorCode.IMAGE_EMPTY
+    assert isinstance(large, InputError) and large.code is ErrorCode.OBJECT_TOO_LARGE
+    assert exactly == b"y" * MAX_BYTES
+
+
+def test_a_missing_bucket_is_not_found(moto_s3: Any) -> None:
+    (missing,) = read(moto_s3, "small.jpg", bucket="no-such-bucket")
+
+    assert isinstance(missing, InputError) and missing.code is ErrorCode.OBJECT_NOT_FOUND
+
+
+class FakeS3(BaseHTTPRequestHandler):
+    """Answers each GET with the next of `answers` (status, body); the last one is repeated."""
+
+    answers: ClassVar[list[tuple[int, bytes]]] = []
+    paths: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        type(self).paths.append(self.path)
+        status, body = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_s3() -> Iterator[tuple[Any, type[FakeS3]]]:
+    handler = type("Answers", (FakeS3,), {"answers": [], "paths": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield s3_client(f"http://127.0.0.1:{server.server_address[1]}"), handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def error_body(code: str) -> bytes:
+    return f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>...</Message></Error>".encode()
+
+
+def test_the_read_is_a_signed_get_of_the_object(fake_s3: tuple[Any, type[FakeS3]]) -> None:
+    s3, server = fake_s3
+    server.answers[:] = [(200, b"image bytes")]
+
+    assert read(s3, "photos/cat.jpg") == [b"image bytes"]
+    (path,) = server.paths
+    assert path.startswith(f"/{BUCKET}/photos/cat.jpg?")
+    assert "X-Amz-Signature=" in path and "X-Amz-Expires=300" in path
+
+
+def test_throttles_and_server_errors_are_retried(fake_s3: tuple[Any, type[FakeS3]]) -> None:
+    s3, server = fake_s3
+    server.answers[:] = [(503, error_body("SlowDown")), (500, error_body("InternalError")), (200, b"at last")]
+
+    assert read(s3, "cat.jpg") == [b"at last"]
+    assert len(server.paths) == 3
+
+
+def test_a_refusal_is_the_image_s_failure(fake_s3: tuple[Any, type[FakeS3]]) -> None:
+    s3, server = fake_s3
+    server.answers[:] = [(403, error_body("AccessDenied"))]
+
+    (refused,) = read(s3, "cat.jpg")
+
+    assert isinstance(refused, InputError) and refused.code is ErrorCode.OBJECT_UNREADABLE
+    assert refused.message == f"s3://{BUCKET}/cat.jpg may not be read by this stack"
+
+
+def test_an_error_that_outlasts_the_retries_fails_the_message(fake_s3: tuple[Any, type[FakeS3]]) -> None:
+    s3, server = fake_s3
+    server.answers[:] = [(503, error_body("SlowDown"))]
+
+    with pytest.raises(ObjectReadError, match="S3 answered 503 SlowDown"):
+        read(s3, "cat.jpg")
+    assert len(server.paths) == 4  # the first attempt and three retries
+
+
+def test_a_client_that_would_presign_with_signature_version_2_is_refused() -> None:
+    with pytest.raises(ValueError, match="signature_version='s3v4'"):
+        ObjectReader(
+            boto3.client(
+                "s3",
+                region_name="us-east-1",
+                endpoint_url="http://127.0.0.1:9",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            ),
+            MAX_BYTES,
+        )
+
+
+def test_a_broken_connection_never_quotes_the_signed_url() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # nothing listens there once closed
+    s3 = s3_client(f"http://127.0.0.1:{port}")
+
+    (broken,) = read(s3, "cat.jpg")
+
+    assert isinstance(broken, InputError) and broken.code is ErrorCode.OBJECT_UNREADABLE
+    assert broken.message.startswith(f"s3://{BUCKET}/cat.jpg could not be read: the connection to S3 failed (")
+    assert "Signature" not in broken.message and "X-Amz" not in broken.message
