@@ -14,7 +14,7 @@ images cost on Lambda.
 3. Dollars per million images at 1024, 2048 and 3008 MB on arm64 and x86_64, from the measured worker
    milliseconds per image and AWS's published prices (printed with the assumptions).
 
-    .venv/bin/python scripts/bench_jobs.py [--images 96] [--workers 1 2 4]
+    .venv/bin/python scripts/bench_jobs.py [--images 320] [--workers 1 2 4]
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from samlocal.testing import LocalApi  # noqa: E402
 
 TARGET_RATIO = 1.15
 CHUNK = 8  # images per work message (JOBS_CHUNK_SIZE)
-BATCH_SIZE = 4  # work messages per worker invocation (WorkerBatchSize)
+BATCH_SIZE = 10  # work messages per worker invocation (WorkerBatchSize, its default)
 REPORT = re.compile(r"^\[WorkerFunction\] REPORT RequestId: \S+\s+Duration: ([\d.]+) ms", re.MULTILINE)
 
 # us-east-1, published prices
@@ -191,7 +191,7 @@ def cost_table(worker_ms: float) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=96)
+    parser.add_argument("--images", type=int, default=320)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     args = parser.parse_args()
     data = images(args.images)
