@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +67,14 @@ def request_time(epoch: float) -> str:
     )
 
 
+def random_uuid() -> str:
+    """The text of a random (version 4) UUID, as `str(uuid.uuid4())` spells it, at a third of its cost: two are
+    made for every request."""
+    digits = os.urandom(16).hex()
+    variant = "89ab"[int(digits[16], 16) & 3]
+    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
+
+
 def trace_id(epoch: float) -> str:
     return f"Root=1-{int(epoch):08x}-{os.urandom(12).hex()}"
 
@@ -94,12 +101,12 @@ class HttpRequest:
     protocol: str = "HTTP/1.1"
 
     def header(self, name: str) -> str | None:
-        wanted = name.lower()
-        found = None
-        for key, value in self.headers:
-            if key.lower() == wanted:
-                found = value
-        return found
+        """The last value of the header `name` (any case)."""
+        return self._by_name.get(name.lower())
+
+    @functools.cached_property
+    def _by_name(self) -> dict[str, str]:
+        return {key.lower(): value for key, value in self.headers}
 
 
 def group_values(
@@ -128,7 +135,7 @@ class RequestIds:
     def new(cls) -> RequestIds:
         epoch = time.time()
         extended = base64.b64encode(os.urandom(9)).decode().replace("/", "A").replace("+", "B")[:11] + "="
-        return cls(str(uuid.uuid4()), extended, trace_id(epoch), epoch)
+        return cls(random_uuid(), extended, trace_id(epoch), epoch)
 
 
 def build_event(

@@ -34,7 +34,6 @@ import socket
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from email.utils import formatdate
 from http import HTTPStatus
@@ -63,6 +62,7 @@ from samlocal.events import (
     RequestIds,
     api_id,
     encode_event,
+    random_uuid,
 )
 from samlocal.gateway_responses import ErrorContext, GatewayResponses, ResponseType, read_customizations
 from samlocal.integration import integration_event, integration_response
@@ -250,7 +250,7 @@ class Gateway:
 
         wait_until = received + timeout
         function = self.functions[route.function_id]
-        invocation = Invocation(str(uuid.uuid4()), payload, function.timeout, ids.trace_id)
+        invocation = Invocation(random_uuid(), payload, function.timeout, ids.trace_id)
         try:
             self.pools[route.function_id].dispatch(invocation)
         except ThrottledError as error:
@@ -295,7 +295,7 @@ class Gateway:
         function = self.functions.get(function_id)
         if function is None:
             return None
-        invocation = Invocation(str(uuid.uuid4()), payload, function.timeout, RequestIds.new().trace_id)
+        invocation = Invocation(random_uuid(), payload, function.timeout, RequestIds.new().trace_id)
         try:
             self.pools[function_id].dispatch(invocation)
         except (ThrottledError, PoolClosedError, OSError):
@@ -681,6 +681,7 @@ def _http_date(second: int) -> str:
     return formatdate(second, usegmt=True)
 
 
+@functools.cache
 def _reason(status: int) -> str:
     try:
         return HTTPStatus(status).phrase

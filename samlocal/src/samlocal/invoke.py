@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from samlocal.console import Console
-from samlocal.events import trace_id
+from samlocal.events import random_uuid, trace_id
 from samlocal.routing import RouteTable
 from samlocal.sandbox import OptDirs
 from samlocal.template import Stack
@@ -81,7 +80,7 @@ def invoke(
     watchdog.start()
     try:
         payload = json.dumps(event).encode()
-        invocation = Invocation(str(uuid.uuid4()), payload, function.timeout, trace_id(time.time()))
+        invocation = Invocation(random_uuid(), payload, function.timeout, trace_id(time.time()))
         limit = time.monotonic() + INIT_TIME_LIMIT + function.timeout + 5
         if not pool.invoke(invocation, limit):
             raise InvokeError(f"{function_id}: no execution environment could be started")

@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from samlocal.aws_endpoint import AwsEndpoint
 from samlocal.console import Console
-from samlocal.events import trace_id
+from samlocal.events import random_uuid, trace_id
 from samlocal.workers import INIT_TIME_LIMIT, FunctionPool, Invocation, Outcome, PoolClosedError
 
 # Short long polls: a stopping emulator never waits long for its pollers.
@@ -110,7 +109,7 @@ class QueuePoller:
     def invoke(self, payload: bytes, request_id: str | None = None) -> tuple[str, Outcome | None]:
         """Invokes the function with `payload` in one of its environments; None if none became free within the
         queue's visibility timeout (throttled) or the emulator is stopping."""
-        invocation = Invocation(request_id or str(uuid.uuid4()), payload, self.function.timeout, trace_id(time.time()))
+        invocation = Invocation(request_id or random_uuid(), payload, self.function.timeout, trace_id(time.time()))
         if not self.pool.invoke(invocation, time.monotonic() + self.visibility_timeout):
             return invocation.request_id, None
         # The watchdog ends the invocation at the function's timeout (or the init limit): this wait is a backstop.

@@ -111,7 +111,9 @@ class Invocation:
         self.finished_at: float | None = None
         self.outcome: Outcome | None = None
         self.attempts = 0
-        self._done = threading.Event()
+        # Held until the outcome is recorded: a waiter blocks on it (cheaper than an Event's condition).
+        self._done = threading.Lock()
+        self._done.acquire()
         self._lock = threading.Lock()
 
     def deliver(self) -> None:
@@ -126,11 +128,13 @@ class Invocation:
                 return False
             self.outcome = outcome
             self.finished_at = time.monotonic()
-        self._done.set()
+        self._done.release()
         return True
 
     def wait(self, timeout: float) -> Outcome | None:
-        self._done.wait(max(timeout, 0.0))
+        """The outcome, or None if there is none after `timeout` seconds; any number of waits, in any threads."""
+        if self._done.acquire(timeout=max(timeout, 0.0)):
+            self._done.release()  # for the next waiter
         return self.outcome
 
 
