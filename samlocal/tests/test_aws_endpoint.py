@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import re
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from samlocal.aws_endpoint import AwsEndpoint
 from samlocal.cli import parse_args
+from samlocal.console import Console
 from samlocal.resources import BUCKET, QUEUE, TABLE, ResourceReader, generated_name
 from samlocal.testing import LocalApi
 
@@ -91,3 +95,42 @@ def test_no_aws_starts_no_endpoint_and_leaves_functions_alone(tmp_path: Path, mo
         assert environment["WORK_QUEUE_URL"] == "WorkQueue", "without the endpoint, a Ref is the logical id"
     finally:
         local.close()
+
+
+def test_concurrent_dynamodb_updates_of_one_item_are_each_applied_whole() -> None:
+    """DynamoDB applies each update whole; moto, attribute by attribute, so without the endpoint's lock 16
+    clients adding to five counters of one item lose some of their additions."""
+    endpoint = AwsEndpoint(0, "us-east-1", Console(io.StringIO()))
+    endpoint.start()
+    try:
+        dynamodb = endpoint.client("dynamodb")
+        dynamodb.create_table(
+            TableName="counters",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        key = {"pk": {"S": "job"}}
+        dynamodb.put_item(TableName="counters", Item=key)
+
+        def count() -> None:
+            client = endpoint.client("dynamodb")
+            for _ in range(25):
+                client.update_item(
+                    TableName="counters",
+                    Key=key,
+                    UpdateExpression="ADD a :one, b :one, c :one, d :one, e :one",
+                    ExpressionAttributeValues={":one": {"N": "1"}},
+                )
+                client.get_item(TableName="counters", Key=key)
+
+        threads = [threading.Thread(target=count) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        item = dynamodb.get_item(TableName="counters", Key=key, ConsistentRead=True)["Item"]
+        assert {name: item[name]["N"] for name in "abcde"} == dict.fromkeys("abcde", "400")
+    finally:
+        endpoint.stop()

@@ -1,9 +1,12 @@
 """The local AWS endpoint: moto in server mode, a real HTTP endpoint for S3, SQS and DynamoDB.
 
 It runs in a thread of the emulator's process, on 127.0.0.1 (moto checks no credentials: it never listens
-on other interfaces). Functions reach it through `AWS_ENDPOINT_URL` with the credentials `testing`; the
-emulator's own clients (event source mappings, resource creation) speak to it over HTTP too. Its state lives
-in memory and ends with the emulator. moto is an optional dependency: `pip install 'samlocal[aws]'`.
+on other interfaces). DynamoDB requests are served one at a time: moto applies an update attribute by
+attribute, so two requests at once on one item could lose an `ADD`, where DynamoDB applies each update and
+each transaction whole (job counters are such updates). Functions reach it through `AWS_ENDPOINT_URL` with
+the credentials `testing`; the emulator's own clients (event source mappings, resource creation) speak to it
+over HTTP too. Its state lives in memory and ends with the emulator. moto is an optional dependency:
+`pip install 'samlocal[aws]'`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,20 @@ CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing
 
 class AwsEndpointError(Exception):
     """The endpoint cannot start (moto is missing, the port is taken)."""
+
+
+class _OneDynamoDbRequestAtATime:
+    """WSGI middleware: DynamoDB requests (X-Amz-Target DynamoDB_*) run under one lock, body included."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
+            return self.app(environ, start_response)
+        with self.lock:
+            return list(self.app(environ, start_response))
 
 
 class AwsEndpoint:
@@ -52,7 +69,7 @@ class AwsEndpoint:
             self._server = make_server(
                 ENDPOINT_HOST,
                 port,
-                DomainDispatcherApplication(create_backend_app),
+                _OneDynamoDbRequestAtATime(DomainDispatcherApplication(create_backend_app)),
                 threaded=True,
                 request_handler=RequestHandler,
             )
