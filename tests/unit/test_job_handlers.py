@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -64,6 +65,16 @@ def api(aws: dict[str, str]) -> Iterator[Callable[..., dict[str, Any]]]:
 
     yield call
     jobs.job_service.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def library_logging_restored() -> Iterator[None]:
+    """The worker module routes the library's loggers to its own JSON handler at import (Powertools'
+    copy_config_to_registered_loggers); later tests of this process must find them as they were."""
+    library = logging.getLogger("lambda_vision")
+    saved = (list(library.handlers), library.propagate, library.level)
+    yield
+    library.handlers[:], library.propagate, library.level = saved
 
 
 def load_function(name: str) -> ModuleType:
