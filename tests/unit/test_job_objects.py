@@ -130,6 +130,22 @@ def test_a_refusal_is_the_image_s_failure(fake_s3: tuple[Any, type[FakeS3]]) -> 
     assert refused.message == f"s3://{BUCKET}/cat.jpg may not be read by this stack"
 
 
+@pytest.mark.parametrize(("status", "code"), [(301, "PermanentRedirect"), (400, "AuthorizationHeaderMalformed")])
+def test_a_bucket_of_another_region_is_said_to_be_elsewhere(
+    fake_s3: tuple[Any, type[FakeS3]], status: int, code: str
+) -> None:
+    s3, server = fake_s3
+    server.answers[:] = [(status, error_body(code))]
+
+    (elsewhere,) = read(s3, "cat.jpg")
+
+    assert isinstance(elsewhere, InputError) and elsewhere.code is ErrorCode.OBJECT_UNREADABLE
+    assert elsewhere.message == (
+        f"s3://{BUCKET}/cat.jpg is in another AWS region than this stack (us-east-1); "
+        "copy the images to a bucket in us-east-1"
+    )
+
+
 def test_an_error_that_outlasts_the_retries_fails_the_message(fake_s3: tuple[Any, type[FakeS3]]) -> None:
     s3, server = fake_s3
     server.answers[:] = [(503, error_body("SlowDown"))]

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 MAX_PARALLEL_DOWNLOADS = 8
 PRESIGNED_SECONDS = 300
 _MISSING = frozenset({"NoSuchKey", "NotFound", "NoSuchBucket"})
-_FORBIDDEN = frozenset({"AccessDenied", "AllAccessDisabled", "InvalidObjectState", "PermanentRedirect"})
+_FORBIDDEN = frozenset({"AccessDenied", "AllAccessDisabled", "InvalidObjectState"})
+# A bucket of another region: S3 answers the URL signed for the stack's region with one of these.
+_ELSEWHERE = frozenset({"PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException"})
 _ERROR_CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
 _RETRIES = urllib3.Retry(
     total=3, connect=3, read=2, backoff_factor=0.1, status_forcelist=(500, 502, 503, 504), raise_on_status=False
@@ -79,6 +81,12 @@ def read_object(s3: S3Client, http: urllib3.PoolManager, location: S3Location, m
                 raise InputError(ErrorCode.OBJECT_NOT_FOUND, f"{location.uri} does not exist (any more)")
             if code in _FORBIDDEN:
                 raise InputError(ErrorCode.OBJECT_UNREADABLE, f"{location.uri} may not be read by this stack")
+            if code in _ELSEWHERE:
+                raise InputError(
+                    ErrorCode.OBJECT_UNREADABLE,
+                    f"{location.uri} is in another AWS region than this stack ({s3.meta.region_name}); "
+                    f"copy the images to a bucket in {s3.meta.region_name}",
+                )
             raise ObjectReadError(f"reading {location.uri}: S3 answered {response.status} {code}")
         length = response.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > max_bytes:
