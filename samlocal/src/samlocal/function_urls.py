@@ -37,9 +37,8 @@ from samlocal.events import (
     HttpResponse,
     MalformedProxyResponseError,
     RequestIds,
-    encode_event,
 )
-from samlocal.gateway import GatewayServer
+from samlocal.gateway import GatewayServer, function_payload, shorten
 from samlocal.http_events import DEFAULT_ROUTE, DEFAULT_STAGE, PAYLOAD_V2, build_http_event, http_proxy_response
 from samlocal.intrinsics import ACCOUNT_ID
 from samlocal.template import ANY_METHOD, HTTP, Api, Function, FunctionUrl, Route, Stack
@@ -175,14 +174,8 @@ class FunctionUrlFrontend:
                     "AWS_IAM and the request is not signed (SigV4)"
                 )
                 return FORBIDDEN.response()
-        payload = encode_event(self.event(request, ids, access_key))
-        if self.console.debug_enabled:
-            self.console.debug(f"event for {function_id}: {payload[:2000].decode('utf-8', errors='replace')}")
-        if len(payload) > REQUEST_PAYLOAD_LIMIT:
-            self.console.info(
-                f"{function_id}: the event is {len(payload)} bytes, above Lambda's {REQUEST_PAYLOAD_LIMIT} byte "
-                "request limit (binary bodies are base64-encoded)"
-            )
+        payload = function_payload(self.event(request, ids, access_key), function_id, self.console)
+        if payload is None:
             return REQUEST_TOO_LARGE.response()
         invocation = Invocation(ids.request_id, payload, self.function.timeout, ids.trace_id)
         try:
@@ -200,8 +193,7 @@ class FunctionUrlFrontend:
             self.console.info(f"{function_id}: no answer within its {self.function.timeout:g} s timeout")
             return FUNCTION_ERROR.response()
         if not outcome.ok:
-            text = outcome.payload[:2000].decode("utf-8", errors="replace")
-            self.console.info(f"{function_id}: function error {outcome.error_type}: {text}")
+            self.console.info(f"{function_id}: function error {outcome.error_type}: {shorten(outcome.payload)}")
             return FUNCTION_ERROR.response()
         try:
             return http_proxy_response(outcome.payload, PAYLOAD_V2)

@@ -238,14 +238,8 @@ class Gateway:
             integration = Integration.read(route.integration)
             return self._integration(api, integration, request, ids, match, wait_until=received + timeout)
 
-        payload = encode_event(event)
-        if self.console.debug_enabled:
-            self.console.debug(f"event for {route.function_id}: {_shorten(payload)}")
-        if len(payload) > REQUEST_PAYLOAD_LIMIT:
-            self.console.info(
-                f"{route.function_id}: the event is {len(payload)} bytes, above Lambda's {REQUEST_PAYLOAD_LIMIT} "
-                "byte request limit (binary bodies are base64-encoded)"
-            )
+        payload = function_payload(event, route.function_id, self.console)
+        if payload is None:
             return self._refuse(api, responses.REQUEST_TOO_LARGE, request, ids, match)
 
         wait_until = received + timeout
@@ -269,7 +263,7 @@ class Gateway:
             self.console.info(f"{route.function_id}: no answer within the {timeout:g} s integration timeout")
             return self._refuse(api, responses.INTEGRATION_TIMEOUT, request, ids, match)
         if not outcome.ok:
-            self.console.info(f"{route.function_id}: function error {outcome.error_type}: {_shorten(outcome.payload)}")
+            self.console.info(f"{route.function_id}: function error {outcome.error_type}: {shorten(outcome.payload)}")
             return self._refuse(api, responses.LAMBDA_ERROR, request, ids, match)
         try:
             return integration_response(outcome.payload, request, route=route, api=api)
@@ -391,9 +385,25 @@ def _preflight_routes(api: Api, cors: RestCors) -> list[Route]:
     ]
 
 
-def _shorten(payload: bytes, limit: int = 2000) -> str:
+def shorten(payload: bytes, limit: int = 2000) -> str:
+    """A payload for the console: its text, cut after `limit` characters."""
     text = payload.decode("utf-8", errors="replace")
     return text if len(text) <= limit else f"{text[:limit]}... ({len(payload)} bytes)"
+
+
+def function_payload(event: Mapping[str, Any], function_id: str, console: Console) -> bytes | None:
+    """The event as the function receives it (shown with --debug); None, said on the console, when it is above
+    Lambda's request limit, which API Gateway and Function URLs each answer in their own way."""
+    payload = encode_event(event)
+    if console.debug_enabled:
+        console.debug(f"event for {function_id}: {shorten(payload)}")
+    if len(payload) > REQUEST_PAYLOAD_LIMIT:
+        console.info(
+            f"{function_id}: the event is {len(payload)} bytes, above Lambda's {REQUEST_PAYLOAD_LIMIT} "
+            "byte request limit (binary bodies are base64-encoded)"
+        )
+        return None
+    return payload
 
 
 class BadRequestError(Exception):
