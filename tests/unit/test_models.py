@@ -85,6 +85,17 @@ def test_a_model_loads_on_first_use_and_is_reused(shipped_store: ModelStore) -> 
     assert shipped_store.get(first.spec) is first
 
 
+@pytest.mark.parametrize(("environment", "spinning"), [({}, "0"), ({"INFERENCE_SPINNING": "true"}, "1")])
+def test_idle_inference_threads_sleep_unless_spinning_is_asked_for(
+    models_dir: Path, tmp_path: Path, environment: dict[str, str], spinning: str
+) -> None:
+    settings = Settings.from_env({"MODEL_CACHE_DIR": str(tmp_path), **environment})
+    store = ModelStore(ModelRegistry.load(models_dir / "models.toml"), settings)
+    session = store.get_for_task(Task.CLASSIFICATION, "orientation").session
+    options = session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == spinning
+
+
 def test_concurrent_first_uses_load_the_model_once(shipped_store: ModelStore, monkeypatch: pytest.MonkeyPatch) -> None:
     created: list[str] = []
     real_session = ort.InferenceSession

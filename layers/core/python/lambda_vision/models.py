@@ -97,6 +97,8 @@ class ModelStore:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.intra_op_num_threads = self.settings.inference_threads
             options.log_severity_level = 3
+            spinning = "1" if self.settings.inference_spinning else "0"
+            options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             inputs = {item.name: item for item in session.get_inputs()}
             input_name = spec.input_name or next(iter(inputs))

@@ -42,6 +42,10 @@ class Settings:
     cors_allow_headers: tuple[str, ...] = ("Content-Type", "Authorization", "X-Api-Key")
     cors_max_age: int = 600
     inference_threads: int = 0  # 0: let ONNX Runtime choose
+    # ONNX Runtime's idle intra-op threads wait by spinning: a little less latency per operator on a machine
+    # with cores to spare, a core's worth of CPU burnt while the function does anything else (session
+    # creation, decoding, other threads). Off unless INFERENCE_SPINNING=true.
+    inference_spinning: bool = False
 
     @property
     def models_config_path(self) -> Path:
@@ -85,4 +89,5 @@ class Settings:
             cors_allow_origin=env.get("CORS_ALLOW_ORIGIN", ""),
             cors_max_age=int(number("CORS_MAX_AGE", defaults.cors_max_age)),
             inference_threads=int(number("INFERENCE_THREADS", defaults.inference_threads)),
+            inference_spinning=env.get("INFERENCE_SPINNING", "false").lower() in {"1", "true", "yes"},
         )
