@@ -18,9 +18,12 @@ import contextlib
 import io
 import json
 import os
+import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections import Counter
@@ -114,10 +117,8 @@ def bench_model(name: str, route: str, image: bytes, label: str, *, repeats: int
     return row
 
 
-def child_times(code: str, env: dict[str, str]) -> tuple[float, float]:
-    result = subprocess.run(
-        [sys.executable, "-c", CLOCKS + code + REPORT], capture_output=True, text=True, check=True, env=env
-    )
+def child_times(code: str, env: dict[str, str], python: str = sys.executable) -> tuple[float, float]:
+    result = subprocess.run([python, "-c", CLOCKS + code + REPORT], capture_output=True, text=True, check=True, env=env)
     wall, cpu = json.loads(result.stdout.strip().splitlines()[-1])
     return float(wall), float(cpu)
 
@@ -150,6 +151,64 @@ def bench_init(runs: int) -> dict[str, Any]:
     row["ratio"] = row["function_wall"] / row["floor_wall"]
     row["cpu_ratio"] = row["function_cpu"] / row["floor_cpu"]
     return row
+
+
+def python313() -> str | None:
+    """A CPython 3.13 (Lambda's python3.13) to run a build with: PYTHON313, else python3.13 on PATH."""
+    candidate = os.environ.get("PYTHON313") or shutil.which("python3.13")
+    if candidate is None:
+        return None
+    probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 13))"],
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    return candidate if probe.stdout.strip() == "True" else None
+
+
+def bench_deployed_init(runs: int) -> dict[str, Any] | str:
+    """The init of this host's architecture's `sam build` on CPython 3.13, as Lambda lays it out (layers on the
+    path, read-only: no bytecode written), with the bytecode the build ships and with its sources only."""
+    python = python313()
+    if python is None:
+        return "no CPython 3.13 here (set PYTHON313)"
+    arch = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())
+    build = ROOT / ".aws-sam" / f"build-{arch}"
+    if not (build / "template.yaml").is_file():
+        return f"no {arch} build (make build ARCH={arch})"
+    models_dir = build / "ModelsLayer" / "models"
+    models = app.model_store().registry
+    paths = [str(models_dir / models.get(name).file) for name in models.defaults.values()]
+    env = {**init_environment(), "PYTHONDONTWRITEBYTECODE": "1", "MODELS_DIR": str(models_dir)}
+    row: dict[str, Any] = {"runs": runs, "python": python, "arch": arch}
+    with tempfile.TemporaryDirectory() as scratch:
+        sources = Path(scratch)
+        for part in ("InferenceFunction", "CoreLayer", "DependenciesLayer"):
+            shutil.copytree(build / part, sources / part, ignore=shutil.ignore_patterns("__pycache__"))
+        for variant, base in (("bytecode", build), ("sources", sources)):
+            search = [str(base / "InferenceFunction"), str(base / "CoreLayer" / "python"),
+                      str(base / "DependenciesLayer" / "python")]  # fmt: skip
+            prefix = f"import sys\nsys.path[:0] = {search!r}\n"
+            floor_code, function_code = prefix + FLOOR.format(paths=paths), prefix + "import app\n"
+            child_times(function_code, env, python)  # the file cache
+            floor = [child_times(floor_code, env, python)[0] for _ in range(runs)]
+            function = [child_times(function_code, env, python)[0] for _ in range(runs)]
+            row[f"{variant}_floor"], row[f"{variant}_function"] = median_ms(floor), median_ms(function)
+    return row
+
+
+def print_deployed_init(row: dict[str, Any] | str) -> None:
+    print()
+    if isinstance(row, str):
+        print(f"Cold start of the deployed build: not measured, {row}")
+        return
+    print(f"Cold start of the {row['arch']} build on CPython 3.13 ({row['python']}), laid out as on Lambda,")
+    print(f"median of {row['runs']} fresh processes each (ms, wall)")
+    print()
+    print("| init | with the shipped bytecode | sources only |")
+    print("|---|---:|---:|")
+    print(f"| floor: import onnxruntime, numpy, PIL + one session per model | {row['bytecode_floor']:.0f} | "
+          f"{row['sources_floor']:.0f} |")  # fmt: skip
+    print(f"| function: import app | {row['bytecode_function']:.0f} | {row['sources_function']:.0f} |")
+    print(f"| ratio | {row['bytecode_function'] / row['bytecode_floor']:.2f} | "
+          f"{row['sources_function'] / row['sources_floor']:.2f} |")  # fmt: skip
 
 
 def import_time_by_package() -> Counter[str]:
@@ -199,6 +258,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.init_only:
         print_init(bench_init(args.init_runs), import_time_by_package())
+        print_deployed_init(bench_deployed_init(args.init_runs))
         return
 
     page = sample_images.encode(sample_images.render_text_page(), "JPEG", quality=90)
@@ -238,6 +298,7 @@ def main() -> None:
     print()
     print(f"layout on a 2-megapixel JPEG: ratio {layout['ratio']:.3f} {verdict} the target of {TARGET_RATIO:.2f}")
     print_init(bench_init(args.init_runs), import_time_by_package())
+    print_deployed_init(bench_deployed_init(args.init_runs))
 
 
 if __name__ == "__main__":
