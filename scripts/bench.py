@@ -41,6 +41,7 @@ import app  # noqa: E402
 import make_events  # noqa: E402
 import sample_images  # noqa: E402
 from lambda_vision.imaging import decode_image  # noqa: E402
+from python313 import find_python313  # noqa: E402
 
 STAGES = ("decode", "preprocess", "inference", "postprocess")
 TARGET_RATIO = 1.10
@@ -153,20 +154,10 @@ def bench_init(runs: int) -> dict[str, Any]:
     return row
 
 
-def python313() -> str | None:
-    """A CPython 3.13 (Lambda's python3.13) to run a build with: PYTHON313, else python3.13 on PATH."""
-    candidate = os.environ.get("PYTHON313") or shutil.which("python3.13")
-    if candidate is None:
-        return None
-    probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 13))"],
-                           capture_output=True, text=True, check=False)  # fmt: skip
-    return candidate if probe.stdout.strip() == "True" else None
-
-
 def bench_deployed_init(runs: int) -> dict[str, Any] | str:
     """The init of this host's architecture's `sam build` on CPython 3.13, as Lambda lays it out (layers on the
     path, read-only: no bytecode written), with the bytecode the build ships and with its sources only."""
-    python = python313()
+    python = find_python313()
     if python is None:
         return "no CPython 3.13 here (set PYTHON313)"
     arch = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from budget import Budget, measure, table, tree_digest
+from python313 import find_python313
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCHITECTURES = ("arm64", "x86_64")
@@ -52,14 +53,30 @@ def test_the_layers_hold_nothing_a_function_does_not_import(build: Path) -> None
     leftovers = [
         path.relative_to(build).as_posix()
         for path in build.rglob("*")
-        if path.name in {"__pycache__", "tests", "RECORD", "INSTALLER"} or path.suffix == ".pyc"
+        if path.name in {"tests", "RECORD", "INSTALLER"} or (path.suffix == ".pyc" and ".cpython-313." not in path.name)
     ]
     assert leftovers == []
     assert not (build / "DependenciesLayer/python/bin").exists()
+    assert not (build / "DependenciesLayer/python/onnxruntime/quantization").exists()
+    assert (build / "DependenciesLayer/python/onnxruntime/capi").is_dir()
+
+
+def test_the_bytecode_is_lambdas_python_3_13s_for_every_module_or_none_without_one(build: Path) -> None:
+    """Bytecode comes from a CPython 3.13 on the build machine (python3.13 on PATH or PYTHON313); without one
+    the build ships sources only, never the build machine's own bytecode."""
+    sources = list(build.rglob("*.py"))
+    compiled = [path for path in sources if (path.parent / "__pycache__" / f"{path.stem}.cpython-313.pyc").is_file()]
+    if find_python313() is None:
+        assert compiled == []
+    else:
+        assert compiled == sources
+        app = (build / "InferenceFunction/__pycache__/app.cpython-313.pyc").read_bytes()
+        assert int.from_bytes(app[4:8], "little") == 0b01  # hash-based, unchecked: fixed timestamps do not matter
+        assert b"/var/task/app.py" in app  # tracebacks name the file where Lambda runs it
 
 
 def test_the_function_is_its_own_module_and_the_library_is_the_core_layer(build: Path) -> None:
-    function = sorted(path.name for path in (build / "InferenceFunction").iterdir())
+    function = sorted(path.name for path in (build / "InferenceFunction").iterdir() if path.name != "__pycache__")
     sources = sorted(
         path.name
         for path in (ROOT / "functions/inference").glob("*.py")
