@@ -17,21 +17,17 @@ import init_phase
 # isort: split
 
 import base64
-import json
 import os
 import random
 import time
 import warnings
 from http import HTTPStatus
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import CORSConfig, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -39,13 +35,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 import embeddings
 import page
 from jobs import router as jobs_router
-from lambda_vision import __version__, schemas
+from lambda_vision import __version__, openapi
 from lambda_vision.errors import ApiError, ErrorCode
 from lambda_vision.fetch import FetchPolicy, UrlFetcher
 from lambda_vision.imaging import decode_image
 from lambda_vision.inputs import ImageInput, header, read_images
-from lambda_vision.jobs import schemas as job_schemas
 from lambda_vision.models import LoadedModel, ModelStore
+from lambda_vision.openapi import Model
+from lambda_vision.parameters import Path, Query
 from lambda_vision.pipeline import DetectionParameters, ImageResult, Pipeline
 from lambda_vision.regions import check_count, refuse_regions
 from lambda_vision.registry import ModelRegistry, Task
@@ -178,8 +175,8 @@ ModelName = Annotated[
         " model finds is classified, and answered as a region with the detection's label and score."
     ),
     responses={
-        200: {"description": "One result per image", "content": {JSON: {"model": schemas.InferenceResponse}}},
-        **schemas.error_responses(schemas.INFERENCE_ERRORS),
+        200: {"description": "One result per image", "content": {JSON: {"model": Model("InferenceResponse")}}},
+        **openapi.error_responses(openapi.INFERENCE_ERRORS),
     },
     tags=["inference"],
 )
@@ -230,12 +227,12 @@ def predict(
         200: {
             "description": "One result per image, or the annotated image",
             "content": {
-                JSON: {"model": schemas.InferenceResponse},
+                JSON: {"model": Model("InferenceResponse")},
                 "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
                 "image/png": {"schema": {"type": "string", "format": "binary"}},
             },
         },
-        **schemas.error_responses({**schemas.INFERENCE_ERRORS, **schemas.ANNOTATED_ERRORS}),
+        **openapi.error_responses({**openapi.INFERENCE_ERRORS, **openapi.ANNOTATED_ERRORS}),
     },
     tags=["inference"],
 )
@@ -321,7 +318,10 @@ def annotated_image(model: LoadedModel, result: ImageResult, media_types: list[s
     "/models",
     summary="List the models",
     responses={
-        200: {"description": "The models and the default of each task", "content": {JSON: {"model": schemas.ModelList}}}
+        200: {
+            "description": "The models and the default of each task",
+            "content": {JSON: {"model": Model("ModelList")}},
+        }
     },
     tags=["models"],
 )
@@ -347,8 +347,8 @@ def list_models() -> Response[str]:
     summary="Describe a model",
     description="Task, input specification, labels, version and sha256 of one model (loads it if needed).",
     responses={
-        200: {"description": "The model", "content": {JSON: {"model": schemas.ModelDescription}}},
-        404: {"description": "No such model", "content": {JSON: {"model": schemas.ErrorResponse}}},
+        200: {"description": "The model", "content": {JSON: {"model": Model("ModelDescription")}}},
+        404: {"description": "No such model", "content": {JSON: {"model": Model("ErrorResponse")}}},
     },
     tags=["models"],
 )
@@ -362,8 +362,8 @@ def describe_model(name: Annotated[str, Path(description="Model name, as listed 
     summary="Readiness",
     description="200 when every default model is loaded and ready, 503 otherwise.",
     responses={
-        200: {"description": "Ready", "content": {JSON: {"model": schemas.Health}}},
-        503: {"description": "Not ready", "content": {JSON: {"model": schemas.Health}}},
+        200: {"description": "Ready", "content": {JSON: {"model": Model("Health")}}},
+        503: {"description": "Not ready", "content": {JSON: {"model": Model("Health")}}},
     },
     tags=["operations"],
 )
@@ -391,37 +391,6 @@ def refuse(error: ApiError) -> Response[str]:
     metrics.add_dimension("ErrorCode", error.code.value)
     metrics.add_metric("RejectedRequests", MetricUnit.Count, 1)
     return error_response(error, request_id())
-
-
-@app.exception_handler(RequestValidationError)
-def handle_invalid_parameters(error: RequestValidationError) -> Response[str]:
-    repeated = repeated_query_parameters()
-    details = []
-    for item in error.errors():
-        location = tuple(str(part) for part in item.get("loc", ()))
-        message = item.get("msg", "")
-        if location[:1] == ("query",) and location[1:2] and location[1] in repeated:
-            message = f"repeated ({repeated[location[1]]} values); give it once"
-        details.append({"loc": ".".join(location), "message": message})
-    summary = "; ".join(f"{detail['loc']}: {detail['message']}" for detail in details)
-    invalid = ApiError(
-        HTTPStatus.UNPROCESSABLE_ENTITY, ErrorCode.INVALID_PARAMETER, f"Invalid parameters: {summary}", details
-    )
-    return refuse(invalid)
-
-
-def repeated_query_parameters() -> dict[str, int]:
-    """Query parameters given more than once, with their counts (v1 events keep them all in multiValue*;
-    v2 events join them with commas, so the raw query string is counted)."""
-    event = app.current_event
-    raw = event.get("rawQueryString")
-    if isinstance(raw, str):
-        counts: dict[str, int] = {}
-        for name, _ in parse_qsl(raw, keep_blank_values=False):
-            counts[name] = counts.get(name, 0) + 1
-        return {name: count for name, count in counts.items() if count > 1}
-    values = event.get("multiValueQueryStringParameters") or {}
-    return {name: len(given) for name, given in values.items() if len(given) > 1}
 
 
 @app.exception_handler(NotFoundError)
@@ -464,16 +433,16 @@ def without_empty_query_parameters(event: dict[str, Any]) -> dict[str, Any]:
 
 def openapi_schema() -> dict[str, Any]:
     """The OpenAPI 3 document of this API, request bodies included (swagger.yaml is generated from it)."""
-    document: dict[str, Any] = json.loads(
-        resolvers.rest.get_openapi_json_schema(
-            title="lambda-vision",
-            version=__version__,
-            summary="Image classification and object detection with ONNX Runtime on AWS Lambda",
-        )
+    from lambda_vision.jobs import schemas as job_schemas  # noqa: PLC0415 - pydantic: for the document only
+
+    document = resolvers.openapi(
+        title="lambda-vision",
+        version=__version__,
+        summary="Image classification and object detection with ONNX Runtime on AWS Lambda",
     )
     for route in ("/predict", "/object_detection", "/embed"):
-        document["paths"][route]["post"]["requestBody"] = schemas.REQUEST_BODY
-    document["paths"]["/jobs"]["post"]["requestBody"] = job_schemas.REQUEST_BODY
+        document["paths"][route]["post"]["requestBody"] = openapi.REQUEST_BODY
+    document["paths"]["/jobs"]["post"]["requestBody"] = openapi.JOB_REQUEST_BODY
     job_request = job_schemas.JobRequest.model_json_schema(ref_template="#/components/schemas/{model}")
     document["components"]["schemas"].update({**job_request.pop("$defs", {}), "JobRequest": job_request})
     return document

@@ -8,10 +8,11 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from lambda_vision import schemas
+from lambda_vision import openapi
 from lambda_vision.inputs import header
+from lambda_vision.openapi import Model
+from lambda_vision.parameters import Query
 from lambda_vision.regions import refuse_regions
 from lambda_vision.responses import JSON, negotiate
 
@@ -26,8 +27,8 @@ router = Router()  # type: ignore[no-untyped-call]  # Powertools' Router.__init_
         " (near 1: alike). Models with an embedding output show its dimension in GET /models/{name}."
     ),
     responses={
-        200: {"description": "One embedding per image", "content": {JSON: {"model": schemas.InferenceResponse}}},
-        **schemas.error_responses(schemas.INFERENCE_ERRORS),
+        200: {"description": "One embedding per image", "content": {JSON: {"model": Model("InferenceResponse")}}},
+        **openapi.error_responses(openapi.INFERENCE_ERRORS),
     },
     tags=["inference"],
 )

@@ -1,28 +1,24 @@
 """What the function does first in its init phase: settings, the model registry, and the default models loading
-in a thread of their own while the rest of the function (Powertools, pydantic, HTTP clients) is imported.
+in a thread of their own while the rest of the function (Powertools, the project's modules) is imported.
 
 ONNX Runtime builds a session without holding the GIL, so the sessions and the imports overlap; app.py waits
 for the models at the end of its own import, so the init phase still ends with every default model loaded.
 
-Two settings make the imports themselves cheaper. The init creates thousands of long-lived objects (modules,
-classes, pydantic schemas) and frees almost none, so the cyclic garbage collector, which would run dozens of
-times for nothing, is paused until `finish` and the init's objects are then frozen out of every later
-collection. And pydantic's plugin discovery, a scan of every installed distribution's entry points, is off
-(`PYDANTIC_DISABLE_PLUGINS=__all__`) unless the function's environment sets that variable.
+The init creates thousands of long-lived objects (modules, classes) and frees almost none, so the cyclic garbage
+collector, which would run dozens of times for nothing, is paused until `finish` and the init's objects are then
+frozen out of every later collection.
 """
 
 from __future__ import annotations
 
 import gc
-import os
 import threading
 
 gc.disable()
-os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 # isort: split
 
-from lambda_vision.errors import ApiError  # noqa: E402 - after the two settings above
+from lambda_vision.errors import ApiError  # noqa: E402 - after the collector is paused
 from lambda_vision.models import ModelStore  # noqa: E402
 from lambda_vision.registry import ModelConfigError, ModelRegistry  # noqa: E402
 from lambda_vision.settings import Settings  # noqa: E402

@@ -13,16 +13,15 @@ from typing import TYPE_CHECKING, Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, APIGatewayProxyEventV2
 
-from lambda_vision import schemas
 from lambda_vision.errors import ApiError, ErrorCode
 from lambda_vision.fetch import FetchPolicy, UrlFetcher
 from lambda_vision.inputs import header
-from lambda_vision.jobs import schemas as job_schemas
 from lambda_vision.jobs.config import JobSettings
+from lambda_vision.openapi import ERROR, Model, response
+from lambda_vision.parameters import Path
 from lambda_vision.registry import ModelConfigError, ModelRegistry
 from lambda_vision.responses import JSON, json_response
 from lambda_vision.settings import Settings
@@ -32,11 +31,12 @@ if TYPE_CHECKING:
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools' Router is untyped
 
+JOBS = "lambda_vision.jobs.schemas"  # the job routes' response shapes
 JobId = Annotated[str, Path(description="The job_id POST /jobs answered.")]
 
 
 def refused(description: str) -> OpenAPIResponse:
-    return {"description": description, "content": {JSON: {"model": schemas.ErrorResponse}}}
+    return response(description, ERROR)
 
 
 @cache
@@ -89,7 +89,7 @@ def status_url(job_id: str) -> str:
         "results are written as JSON Lines under the output prefix, one line per image."
     ),
     responses={
-        202: {"description": "Queued", "content": {JSON: {"model": job_schemas.JobAccepted}}},
+        202: {"description": "Queued", "content": {JSON: {"model": Model("JobAccepted", JOBS)}}},
         400: refused("Not a JSON job"),
         403: refused("A location the stack may not read or write"),
         404: refused("Unknown model"),
@@ -119,7 +119,7 @@ def submit_job() -> Response[str]:
     summary="Describe a job",
     description="Status, counts and output location of a job.",
     responses={
-        200: {"description": "The job", "content": {JSON: {"model": job_schemas.JobStatusDocument}}},
+        200: {"description": "The job", "content": {JSON: {"model": Model("JobStatusDocument", JOBS)}}},
         404: refused("No such job"),
     },
     tags=["jobs"],
@@ -133,7 +133,7 @@ def describe_job(job_id: JobId) -> Response[str]:
     summary="Cancel a job",
     description="A queued or running job stops: images not yet started are skipped (counted in counts.skipped).",
     responses={
-        200: {"description": "Cancelled", "content": {JSON: {"model": job_schemas.JobStatusDocument}}},
+        200: {"description": "Cancelled", "content": {JSON: {"model": Model("JobStatusDocument", JOBS)}}},
         404: refused("No such job"),
         409: refused("The job already finished"),
     },

@@ -21,6 +21,8 @@ from aws_lambda_powertools.event_handler import (
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver, Router
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from lambda_vision.parameters import bind_query_parameters
+
 FUNCTION_URL_DOMAIN = ".lambda-url."
 
 
@@ -48,16 +50,19 @@ class ProxyResolvers:
     a router of another module is added with `include(router)` before the first event.
     """
 
-    def __init__(self, *routers: Router, cors: CORSConfig | None, enable_validation: bool = True) -> None:
+    def __init__(self, *routers: Router, cors: CORSConfig | None) -> None:
         self.routers = list(routers)
-        self._rest = APIGatewayRestResolver(enable_validation=enable_validation, cors=cors)
-        self._http = APIGatewayHttpResolver(enable_validation=enable_validation, cors=cors)
-        self._function_url = LambdaFunctionUrlResolver(enable_validation=enable_validation, cors=cors)
+        self.cors = cors
+        self._rest = APIGatewayRestResolver(cors=cors)
+        self._http = APIGatewayHttpResolver(cors=cors)
+        self._function_url = LambdaFunctionUrlResolver(cors=cors)
         self._by_shape: dict[EventShape, ApiGatewayResolver] = {
             EventShape.REST: self._rest,
             EventShape.HTTP: self._http,
             EventShape.FUNCTION_URL: self._function_url,
         }
+        for resolver in self._by_shape.values():
+            resolver.use([bind_query_parameters])  # the handlers' declared query parameters (lambda_vision.parameters)
         self._included = False
 
     def include(self, router: Router) -> None:
@@ -73,11 +78,11 @@ class ProxyResolvers:
             for router in self.routers:
                 resolver.include_router(router)
 
-    @property
-    def rest(self) -> APIGatewayRestResolver:
-        """The REST resolver (its OpenAPI document is the API's: every resolver has the same routes)."""
-        self._include_routers()
-        return self._rest
+    def openapi(self, *, title: str, version: str, summary: str) -> dict[str, Any]:
+        """The OpenAPI document of the routes; see lambda_vision.openapi."""
+        from lambda_vision.openapi import document  # noqa: PLC0415 - not needed to serve requests
+
+        return document(self.routers, self.cors, title=title, version=version, summary=summary)
 
     def for_event(self, event: Mapping[str, Any]) -> ApiGatewayResolver:
         self._include_routers()

@@ -1,10 +1,11 @@
-"""Response shapes, for the OpenAPI document (and so for swagger.yaml and API clients)."""
+"""Response shapes, for the OpenAPI document (and so for swagger.yaml and API clients). Only the document's
+generation imports this module (routes name these shapes with `lambda_vision.openapi.Model`): pydantic is not
+part of the function's cold start."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -132,94 +133,3 @@ class Health(Document):
     models: dict[str, str]
     version: str | None = Field(default=None, description="Version of lambda-vision, when ready.")
     error: ErrorDetail | None = None
-
-
-JSON = "application/json"
-PER_IMAGE_CODES = (
-    "`image_empty`, `image_undecodable`, `image_unsupported_format`, `image_too_large`, `pixel_budget_exceeded`,"
-    " `url_invalid`, `url_forbidden`, `url_unreachable`, `url_timeout`, `url_too_large`, `url_http_error`,"
-    " `url_too_many_redirects`"
-)
-# Every error status an inference route answers, with its codes (README "Errors" has the same table).
-INFERENCE_ERRORS: dict[int, str] = {
-    400: "The body cannot be read (`invalid_multipart`, `invalid_json`, `invalid_base64`) or has no image"
-    " (`no_images`).",
-    404: "`model_not_found`: `model` names no configured model.",
-    406: "`not_acceptable`: the Accept header allows nothing this route answers with.",
-    413: "`body_too_large`: the body is over MAX_BODY_BYTES.",
-    415: "`unsupported_media_type`: a Content-Type other than multipart/form-data, application/json, image/*,"
-    " application/octet-stream.",
-    422: "`invalid_parameter` (a query parameter or JSON field is invalid, or a query parameter is repeated),"
-    " `too_many_images`, `wrong_model_task`; regions (POST /predict): `invalid_region`, `region_empty`,"
-    " `region_outside_image`, `too_many_regions`; POST /embed: `no_embedding`.",
-    500: "`internal_error`: an unexpected failure; quote the request id.",
-    503: "`model_unavailable`: the model cannot be loaded.",
-}
-ANNOTATED_ERRORS: dict[int, str] = {
-    406: "`not_acceptable`: the Accept header allows nothing this route answers with, or an image was asked for"
-    " several images; `response_too_large`: the annotated image cannot fit in Lambda's 6 MB response.",
-    422: f"{INFERENCE_ERRORS[422]} With an image Accept type, the image's own error: {PER_IMAGE_CODES}.",
-}
-
-
-def error_responses(descriptions: dict[int, str]) -> dict[int, OpenAPIResponse]:
-    """OpenAPI responses for error statuses: the JSON error body, with the codes each status carries."""
-    return {
-        status: {"description": description, "content": {JSON: {"model": ErrorResponse}}}
-        for status, description in descriptions.items()
-    }
-
-
-# Request bodies are read by lambda_vision.inputs, not by the validation middleware; documented here.
-REQUEST_BODY: dict[str, Any] = {
-    "required": True,
-    "description": "One or more images: multipart parts (in order), a JSON list, or the image itself.",
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "properties": {
-                    "image": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                    "url": {"type": "array", "items": {"type": "string", "format": "uri"}},
-                    "regions": {
-                        "type": "array",
-                        "description": "POST /predict: JSON boxes for the image or URL part just before.",
-                        "items": {"type": "string"},
-                    },
-                },
-            }
-        },
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["images"],
-                "properties": {
-                    "images": {
-                        "type": "array",
-                        "minItems": 1,
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "url": {"type": "string", "format": "uri"},
-                                "base64": {"type": "string", "format": "byte"},
-                                "name": {"type": "string"},
-                                "regions": {
-                                    "type": "array",
-                                    "description": "POST /predict: boxes [x1, y1, x2, y2] in image pixels.",
-                                    "items": {
-                                        "type": "array",
-                                        "items": {"type": "number"},
-                                        "minItems": 4,
-                                        "maxItems": 4,
-                                    },
-                                },
-                            },
-                        },
-                    }
-                },
-            }
-        },
-        "image/*": {"schema": {"type": "string", "format": "binary"}},
-        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-    },
-}

@@ -77,9 +77,3 @@ class JobStatusDocument(Document):
     webhook: WebhookDeliveryDocument | None = Field(
         default=None, description="The webhook's delivery (jobs with a webhook; never the URL)."
     )
-
-
-REQUEST_BODY: dict[str, Any] = {
-    "required": True,
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobRequest"}}},
-}
