@@ -67,9 +67,7 @@ def test_the_init_ends_with_the_collector_on_and_its_objects_frozen_and_without_
     """The collector is paused for the imports only: a function whose init left it off would grow without bound.
     And pydantic, which only the OpenAPI document's generation needs, is not imported at all."""
     probe = (
-        "import gc, sys\n"
-        "import app\n"
-        "print(gc.isenabled(), gc.get_freeze_count() > 10_000, 'pydantic' in sys.modules)\n"
+        "import gc, sys\nimport app\nprint(gc.isenabled(), gc.get_freeze_count() > 10_000, 'pydantic' in sys.modules)\n"
     )
     root = Path(__file__).resolve().parents[2]
     paths = [root / "functions" / "inference", root / "layers" / "core" / "python"]
