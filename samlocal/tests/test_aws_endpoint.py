@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -132,5 +133,38 @@ def test_concurrent_dynamodb_updates_of_one_item_are_each_applied_whole() -> Non
 
         item = dynamodb.get_item(TableName="counters", Key=key, ConsistentRead=True)["Item"]
         assert {name: item[name]["N"] for name in "abcde"} == dict.fromkeys("abcde", "400")
+    finally:
+        endpoint.stop()
+
+
+def test_each_host_names_service_is_found_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto finds the service of a request's host name by listing its package's folders and matching every
+    service's URL patterns; the endpoint remembers each answer, so later requests skip that search."""
+    import moto.backends  # noqa: PLC0415 - the endpoint's optional dependency
+
+    searches: list[str] = []
+    listing = moto.backends.list_of_moto_modules
+
+    def counted() -> Iterator[str]:
+        searches.append("search")
+        return listing()
+
+    monkeypatch.setattr(moto.backends, "list_of_moto_modules", counted)
+    endpoint = AwsEndpoint(0, "us-east-1", Console(io.StringIO()))
+    endpoint.start()
+    try:
+        s3, sqs = endpoint.s3(), endpoint.client("sqs")
+        s3.create_bucket(Bucket="remembered")
+        queue = sqs.create_queue(QueueName="remembered")["QueueUrl"]
+        first = len(searches)
+        for number in range(5):
+            s3.put_object(Bucket="remembered", Key=f"{number}", Body=b"x")
+            assert s3.get_object(Bucket="remembered", Key=f"{number}")["Body"].read() == b"x"
+            sqs.send_message(QueueUrl=queue, MessageBody=f"{number}")
+
+        assert first > 0
+        assert len(searches) == first
+        assert int(sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"][
+            "ApproximateNumberOfMessages"]) == 5  # fmt: skip
     finally:
         endpoint.stop()
