@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -145,7 +145,7 @@ def test_each_host_names_service_is_found_once(monkeypatch: pytest.MonkeyPatch) 
     searches: list[str] = []
     listing = moto.backends.list_of_moto_modules
 
-    def counted() -> Iterator[str]:
+    def counted() -> Iterable[str]:
         searches.append("search")
         return listing()
 
