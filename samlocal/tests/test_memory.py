@@ -7,6 +7,9 @@ import re
 import time
 from pathlib import Path
 
+import pytest
+
+from samlocal import memory
 from samlocal.testing import LocalApi
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "runtime.yaml"
@@ -87,3 +90,59 @@ def test_no_memory_limit_lets_an_environment_pass_its_memory_size(tmp_path: Path
         assert _max_memory_used(_report(api, response.json()["request_id"])) > 300
     finally:
         api.close()
+
+
+class _Environment:
+    """What the watcher watches: this test's own process, never over a limit."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.memory_limit_kb: int | None = None
+        self.samples: list[int] = []
+
+    def memory_sample(self, kb: int) -> None:
+        self.samples.append(kb)
+
+    def out_of_memory(self, kb: int) -> None:
+        raise AssertionError(f"no limit, yet out of memory at {kb} kB")
+
+
+def test_short_invocations_share_one_walk_of_the_process_tree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An environment is active only while it runs an invocation; its list of descendants, a walk of /proc, is
+    refreshed every few samples across invocations, not at the first sample of each one."""
+    walks: list[int] = []
+    walk = memory.descendants
+
+    def counted(pid: int) -> list[int]:
+        walks.append(pid)
+        return walk(pid)
+
+    monkeypatch.setattr(memory, "descendants", counted)
+    watcher = memory.MemoryWatcher(interval=0.001)
+    environment = _Environment()
+    try:
+        for _ in range(60):
+            watcher.activate(environment)
+            time.sleep(0.004)
+            watcher.deactivate(environment)
+    finally:
+        watcher.stop()
+
+    assert len(environment.samples) >= 30
+    assert all(kb > 0 for kb in environment.samples)
+    assert len(walks) <= len(environment.samples) // 10 + 1
+
+
+def test_a_stopped_environment_is_forgotten() -> None:
+    watcher = memory.MemoryWatcher(interval=0.001)
+    environment = _Environment()
+    try:
+        watcher.activate(environment)
+        time.sleep(0.01)
+        watcher.forget(environment)
+        time.sleep(0.005)  # a sample already under way ends
+        sampled = len(environment.samples)
+        time.sleep(0.02)
+        assert len(environment.samples) == sampled > 0
+    finally:
+        watcher.stop()

@@ -115,6 +115,9 @@ class MemoryWatcher:
     def __init__(self, interval: float = SAMPLE_INTERVAL) -> None:
         self.interval = interval
         self._active: dict[int, _Entry] = {}
+        # Every environment's entry, active or not: its list of descendants outlives one invocation, so a
+        # stream of short invocations does not walk /proc at each one's first sample.
+        self._entries: dict[int, _Entry] = {}
         self._cond = threading.Condition()
         self._stopped = False
         self._sleeping = False
@@ -125,7 +128,10 @@ class MemoryWatcher:
         with self._cond:
             if id(watched) in self._active:
                 return
-            self._active[id(watched)] = _Entry(watched)
+            entry = self._entries.get(id(watched))
+            if entry is None or entry.watched is not watched:
+                entry = self._entries[id(watched)] = _Entry(watched)
+            self._active[id(watched)] = entry
             if self._thread is None and not self._stopped:
                 self._thread = threading.Thread(target=self._run, name="memory-watcher", daemon=True)
                 self._thread.start()
@@ -135,6 +141,12 @@ class MemoryWatcher:
     def deactivate(self, watched: Watched) -> None:
         with self._cond:
             self._active.pop(id(watched), None)
+
+    def forget(self, watched: Watched) -> None:
+        """`watched` is gone for good (its environment stopped)."""
+        with self._cond:
+            self._active.pop(id(watched), None)
+            self._entries.pop(id(watched), None)
 
     def stop(self) -> None:
         with self._cond:

@@ -259,7 +259,7 @@ class Environment:
         with self._cond:
             self.dead = True
             self._cond.notify_all()
-        self.pool.watcher.deactivate(self)
+        self.pool.watcher.forget(self)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
         self.server.close()
@@ -444,7 +444,7 @@ class Environment:
                 self._delivered_on.close()  # kept open by `connection_closed` for the check above
             self.current = self._pending = None
             self._cond.notify_all()
-        self.pool.watcher.deactivate(self)
+        self.pool.watcher.forget(self)
         self.server.close()
         self.pool.remove(self)
         if running is None and pending is not None and self.ready and self._out_of_memory_kb is None:
