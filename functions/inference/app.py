@@ -418,17 +418,7 @@ def handle_unexpected(error: Exception) -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics(capture_cold_start_metric=True, raise_on_empty_metrics=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return resolvers.resolve(without_empty_query_parameters(event), context)
-
-
-def without_empty_query_parameters(event: dict[str, Any]) -> dict[str, Any]:
-    """`?model=&top_k=` as a browser form sends for empty fields: the same as leaving them out."""
-    for key in ("queryStringParameters", "multiValueQueryStringParameters"):
-        parameters = event.get(key)
-        if isinstance(parameters, dict):
-            kept = {name: value for name, value in parameters.items() if value not in ("", [""])}
-            event[key] = kept or None
-    return event
+    return resolvers.resolve(event, context)
 
 
 def openapi_schema() -> dict[str, Any]:

@@ -54,6 +54,8 @@ def test_absent_parameters_are_left_to_their_defaults() -> None:
 def test_a_v2_event_is_read_from_its_raw_query_string_so_commas_stay_in_a_value() -> None:
     assert query_arguments(handler, v2("model=a%2Cb&top_k=%2B7")) == {"model": "a,b", "top_k": 7}
     assert query_values(v2("top_k=1&top_k=2&model=")) == {"top_k": ["1", "2"]}  # an empty value is no value
+    assert query_values(v1(model=[""], top_k=["", "3"])) == {"top_k": ["", "3"]}
+    assert query_values({"queryStringParameters": {"model": "", "top_k": "3"}}) == {"top_k": ["3"]}
 
 
 @pytest.mark.parametrize(

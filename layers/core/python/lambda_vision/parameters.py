@@ -116,7 +116,8 @@ def declarations(handler: Callable[..., Any]) -> tuple[Declared, ...]:
 
 def query_values(event: Mapping[str, Any]) -> dict[str, list[str]]:
     """Every value of every query parameter, in order. A v2 event joins a repeated parameter's values with commas
-    in queryStringParameters, so its raw query string is read instead; empty values count as absent."""
+    in queryStringParameters, so its raw query string is read instead. A parameter given empty (`?model=&top_k=`,
+    as a browser form sends its empty fields) is absent."""
     raw = event.get("rawQueryString")
     if isinstance(raw, str) and raw:
         values: dict[str, list[str]] = {}
@@ -125,7 +126,7 @@ def query_values(event: Mapping[str, Any]) -> dict[str, list[str]]:
         return values
     multiple = event.get("multiValueQueryStringParameters")
     if isinstance(multiple, Mapping) and multiple:
-        return {name: [str(value) for value in given] for name, given in multiple.items() if given}
+        return {name: [str(value) for value in given] for name, given in multiple.items() if given not in ([], [""])}
     single = event.get("queryStringParameters")
     if isinstance(single, Mapping):
         return {name: [str(value)] for name, value in single.items() if value not in (None, "")}
