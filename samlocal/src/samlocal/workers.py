@@ -1,9 +1,10 @@
 """Execution environments: real Lambda runtime workers (`awslambdaric`), started on demand and kept warm.
 
-An environment is one worker process started with `python -m awslambdaric <handler>` against the
-emulator's Runtime API. It serves one invocation at a time. A function's pool scales as Lambda does: an
-invocation goes to an idle environment, or to a new one (a cold start) when all are busy, up to the
-function's concurrency limit (`--max-concurrency`, capped by the template's ReservedConcurrentExecutions).
+An environment is one worker process running awslambdaric's loop (`python -m samlocal.runtime <handler>`,
+see there) against the emulator's Runtime API. It serves one invocation at a time. A function's pool scales
+as Lambda does: an invocation goes to an idle environment, or to a new one (a cold start) when all are busy,
+up to the function's concurrency limit (`--max-concurrency`, capped by the template's
+ReservedConcurrentExecutions).
 At the limit a synchronous invocation is throttled at once (Lambda's 429 TooManyRequestsException), so no
 request ever waits for a free environment. Idle environments stay warm and are stopped after an idle period.
 
@@ -186,7 +187,7 @@ class Environment:
         environment = worker_environment(self.function, pool.opt_dir, self.server.address, pool.env_vars, log_stream)
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "awslambdaric", self.function.handler],
+                [sys.executable, "-m", "samlocal.runtime", self.function.handler],
                 cwd=self.function.code_dir,
                 env=environment,
                 stdin=subprocess.DEVNULL,
