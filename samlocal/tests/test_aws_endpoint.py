@@ -168,3 +168,67 @@ def test_each_host_names_service_is_found_once(monkeypatch: pytest.MonkeyPatch) 
             "ApproximateNumberOfMessages"]) == 5  # fmt: skip
     finally:
         endpoint.stop()
+
+
+_AUTHORIZATION = (
+    "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00"
+)
+
+
+def _answer(reader: io.BufferedReader) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 response off a connection: status, headers (lower-case names) and its Content-Length body."""
+    status = int(reader.readline().split()[1])
+    headers: dict[str, str] = {}
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers, reader.read(int(headers["content-length"]))
+
+
+def test_one_connection_carries_request_after_request() -> None:
+    """SDK clients keep their connections open: each request after the first costs no new connection, whatever
+    the application read of the one before (a body it never read is read off, not taken for a request)."""
+    endpoint = AwsEndpoint(0, "us-east-1", Console(io.StringIO()))
+    endpoint.start()
+    try:
+        endpoint.s3().create_bucket(Bucket="kept")
+        with socket.create_connection(("127.0.0.1", endpoint.port)) as connection:
+            reader = connection.makefile("rb")
+            # moto reads the caller off the Authorization header and checks no signature.
+            host = f"Host: 127.0.0.1:{endpoint.port}\r\nAuthorization: {_AUTHORIZATION}\r\n"
+            connection.sendall(f"PUT /kept/a.txt HTTP/1.1\r\n{host}Content-Length: 5\r\n\r\nfirst".encode())
+            assert _answer(reader)[0] == 200
+            connection.sendall(f"PUT /missing-bucket/b.txt HTTP/1.1\r\n{host}Content-Length: 6\r\n\r\nunread".encode())
+            status, _, body = _answer(reader)
+            assert status == 404 and b"NoSuchBucket" in body
+            connection.sendall(f"GET /kept/a.txt HTTP/1.1\r\n{host}\r\n".encode())
+            status, headers, body = _answer(reader)
+            assert (status, body) == (200, b"first")
+            assert "close" not in headers.get("connection", "")
+
+            connection.sendall(f"GET /kept/a.txt HTTP/1.1\r\n{host}Connection: close\r\n\r\n".encode())
+            status, headers, body = _answer(reader)
+            assert (status, body, headers["connection"]) == (200, b"first", "close")
+            assert reader.read() == b"", "the server closes the connection it was asked to close"
+    finally:
+        endpoint.stop()
+
+
+def test_a_chunked_upload_is_stored_whole_and_its_connection_closed() -> None:
+    endpoint = AwsEndpoint(0, "us-east-1", Console(io.StringIO()))
+    endpoint.start()
+    try:
+        s3 = endpoint.s3()
+        s3.create_bucket(Bucket="chunked")
+        with socket.create_connection(("127.0.0.1", endpoint.port)) as connection:
+            reader = connection.makefile("rb")
+            connection.sendall(
+                f"PUT /chunked/c.txt HTTP/1.1\r\nHost: 127.0.0.1:{endpoint.port}\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "4\r\nwhol\r\n2\r\ne!\r\n0\r\n\r\n".encode()
+            )
+            status, headers, _ = _answer(reader)
+            assert (status, headers["connection"]) == (200, "close")
+            assert reader.read() == b""
+        assert s3.get_object(Bucket="chunked", Key="c.txt")["Body"].read() == b"whole!"
+    finally:
+        endpoint.stop()
