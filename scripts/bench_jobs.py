@@ -5,7 +5,8 @@ images cost on Lambda.
    `lambda_vision.pipeline.Pipeline` with one inference thread: milliseconds per image.
 2. A local job: `samlocal start-api` on template.yaml (local S3, SQS and DynamoDB; the planner and worker
    functions driven by their SQS event sources), the images uploaded under a prefix, POST /jobs, then
-   GET /jobs/{id} until it is final, with 1, 2 and 4 worker environments. Images per second from the POST to
+   GET /jobs/{id} until it is final, with 1, 2 and 4 worker environments (the best of three jobs on the same
+   environments, as the in-process figure is the best of three rounds). Images per second from the POST to
    the final status, and the worker's billed milliseconds per image from its REPORT lines: the cost of the
    batch path per image (S3 reads and writes, DynamoDB counters, JSON Lines) against the in-process pipeline.
    Target: at most 1.15x. Also the CPU milliseconds per image of the worker processes (from /proc) against
@@ -44,6 +45,7 @@ from lambda_vision.settings import Settings  # noqa: E402
 from samlocal.testing import LocalApi  # noqa: E402
 
 TARGET_RATIO = 1.15
+ROUNDS = 3  # of the in-process pipeline and of each local job: the best one counts
 CHUNK = 8  # images per work message (JOBS_CHUNK_SIZE)
 BATCH_SIZE = 10  # work messages per worker invocation (WorkerBatchSize, its default)
 REPORT = re.compile(r"^\[WorkerFunction\] REPORT RequestId: \S+\s+Duration: ([\d.]+) ms", re.MULTILINE)
@@ -78,7 +80,7 @@ def in_process_ms(data: list[bytes]) -> tuple[float, float]:
     inputs = [ImageInput(index=index, source=f"{index}.jpg", data=item) for index, item in enumerate(data)]
     pipeline.classify(model, inputs[:CHUNK], model.spec.top_k)  # warm-up
     best, cpu = float("inf"), float("inf")
-    for _ in range(3):
+    for _ in range(ROUNDS):
         start, start_cpu = time.perf_counter(), time.process_time()
         for offset in range(0, len(inputs), CHUNK):
             results = pipeline.classify(model, inputs[offset : offset + CHUNK], model.spec.top_k)
@@ -124,16 +126,21 @@ def local_job(data: list[bytes], workers: int, folder: Path) -> tuple[float, flo
         # A first job warms every environment (model loading is a cold start, not a per-image cost).
         warm = run_job(api, {"input": [f"s3://{bucket}/bench/{index:05d}.jpg" for index in range(CHUNK * workers)]})
         assert warm["status"] == "succeeded", warm
-        before = len(REPORT.findall(api.output()))
-        cpu_before = worker_cpu_seconds(api)
-        start = time.perf_counter()
-        document = run_job(api, {"input": f"s3://{bucket}/bench/"})
-        elapsed = time.perf_counter() - start
-        assert document["counts"]["succeeded"] == len(data), document
-        time.sleep(0.5)  # the last REPORT lines
-        cpu_ms = (worker_cpu_seconds(api) - cpu_before) * 1000.0 / len(data)
-        durations = [float(ms) for ms in REPORT.findall(api.output())[before:]]
-        return len(data) / elapsed, sum(durations) / len(data), cpu_ms
+        # The best of three jobs, as the in-process pipeline's figure is the best of three rounds.
+        rate, billed_ms, cpu_ms = 0.0, float("inf"), float("inf")
+        for _ in range(ROUNDS):
+            before = len(REPORT.findall(api.output()))
+            cpu_before = worker_cpu_seconds(api)
+            start = time.perf_counter()
+            document = run_job(api, {"input": f"s3://{bucket}/bench/"})
+            elapsed = time.perf_counter() - start
+            assert document["counts"]["succeeded"] == len(data), document
+            time.sleep(0.5)  # the last REPORT lines
+            cpu_ms = min(cpu_ms, (worker_cpu_seconds(api) - cpu_before) * 1000.0 / len(data))
+            durations = [float(ms) for ms in REPORT.findall(api.output())[before:]]
+            billed_ms = min(billed_ms, sum(durations) / len(data))
+            rate = max(rate, len(data) / elapsed)
+        return rate, billed_ms, cpu_ms
     finally:
         api.close()
 
