@@ -103,13 +103,15 @@ def serve_keep_alive(
             continue
         sized |= lowered == "content-length"
         handler.send_header(name, value)
+    # No body after a 1xx, 204 or 304 answer, nor after any answer to HEAD: a client reads none there.
+    bodiless = int(code) in (204, 304) or int(code) < 200
     data = b"".join(chunks)
-    if not sized:
+    if not sized and not bodiless:
         handler.send_header("Content-Length", str(len(data)))
     if handler.close_connection:
         handler.send_header("Connection", "close")
     handler.end_headers()
-    if handler.command != "HEAD":
+    if handler.command != "HEAD" and not bodiless:
         handler.wfile.write(data)
 
 
