@@ -235,3 +235,28 @@ def test_a_chunked_upload_is_stored_whole_and_its_connection_closed() -> None:
         assert s3.get_object(Bucket="chunked", Key="c.txt")["Body"].read() == b"whole!"
     finally:
         endpoint.stop()
+
+
+def test_an_application_failure_is_a_500_that_names_no_path() -> None:
+    """A failure inside the endpoint's application answers 500 and closes the connection; the console says
+    which kind of request failed, never its path (a presigned URL's query carries its signature)."""
+    console = io.StringIO()
+    endpoint = AwsEndpoint(0, "us-east-1", Console(console))
+
+    def failing(environ: dict[str, object], start_response: object) -> list[bytes]:
+        raise RuntimeError("broken")
+
+    endpoint._server.app = failing
+    endpoint.start()
+    try:
+        with socket.create_connection(("127.0.0.1", endpoint.port)) as connection:
+            reader = connection.makefile("rb")
+            target = "/bucket/private.jpg?X-Amz-Signature=0123456789abcdef"
+            connection.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{endpoint.port}\r\n\r\n".encode())
+            status, headers, _ = _answer(reader)
+            assert (status, headers["connection"]) == (500, "close")
+            assert reader.read() == b""
+    finally:
+        endpoint.stop()
+    assert "a GET request failed: RuntimeError" in console.getvalue()
+    assert "private.jpg" not in console.getvalue() and "Signature" not in console.getvalue()

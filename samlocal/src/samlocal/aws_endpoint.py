@@ -160,7 +160,8 @@ class AwsEndpoint:
                 except ConnectionError:
                     self.close_connection = True
                 except Exception as error:  # noqa: BLE001 - the application's own failure: a 500, as werkzeug answers
-                    console.info(f"aws endpoint: {self.command} {self.path}: {type(error).__name__}: {error}")
+                    # Not the path: it names the object, and a presigned URL's query carries its signature.
+                    console.info(f"aws endpoint: a {self.command} request failed: {type(error).__name__}")
                     self.close_connection = True
                     self.send_response(500)
                     self.send_header("Content-Length", "0")
