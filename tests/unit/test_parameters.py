@@ -55,6 +55,7 @@ def test_a_v2_event_is_read_from_its_raw_query_string_so_commas_stay_in_a_value(
     assert query_arguments(handler, v2("model=a%2Cb&top_k=%2B7")) == {"model": "a,b", "top_k": 7}
     assert query_values(v2("top_k=1&top_k=2&model=")) == {"top_k": ["1", "2"]}  # an empty value is no value
     assert query_values(v1(model=[""], top_k=["", "3"])) == {"top_k": ["", "3"]}
+    assert query_values({"multiValueQueryStringParameters": {"model": None, "top_k": ["3"]}}) == {"top_k": ["3"]}
     assert query_values({"queryStringParameters": {"model": "", "top_k": "3"}}) == {"top_k": ["3"]}
 
 

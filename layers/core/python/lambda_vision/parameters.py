@@ -126,7 +126,7 @@ def query_values(event: Mapping[str, Any]) -> dict[str, list[str]]:
         return values
     multiple = event.get("multiValueQueryStringParameters")
     if isinstance(multiple, Mapping) and multiple:
-        return {name: [str(value) for value in given] for name, given in multiple.items() if given not in ([], [""])}
+        return {name: [str(value) for value in given] for name, given in multiple.items() if given and given != [""]}
     single = event.get("queryStringParameters")
     if isinstance(single, Mapping):
         return {name: [str(value)] for name, value in single.items() if value not in (None, "")}
