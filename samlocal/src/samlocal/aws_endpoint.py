@@ -94,8 +94,9 @@ def serve_keep_alive(
     if body is not None:
         body.drain()
     status, headers = started
-    code, _, reason = status.partition(" ")
-    handler.send_response(int(code), reason)
+    code_text, _, reason = status.partition(" ")
+    code = int(code_text)
+    handler.send_response(code, reason)
     sized = False
     for name, value in headers:
         lowered = name.lower()
@@ -104,7 +105,7 @@ def serve_keep_alive(
         sized |= lowered == "content-length"
         handler.send_header(name, value)
     # No body after a 1xx, 204 or 304 answer, nor after any answer to HEAD: a client reads none there.
-    bodiless = int(code) in (204, 304) or int(code) < 200
+    bodiless = code in (204, 304) or code < 200
     data = b"".join(chunks)
     if not sized and not bodiless:
         handler.send_header("Content-Length", str(len(data)))
