@@ -260,3 +260,26 @@ def test_an_application_failure_is_a_500_that_names_no_path() -> None:
         endpoint.stop()
     assert "a GET request failed: RuntimeError" in console.getvalue()
     assert "private.jpg" not in console.getvalue() and "Signature" not in console.getvalue()
+
+
+def test_answers_are_sent_without_waiting_for_the_clients_acknowledgement() -> None:
+    """Each connection has Nagle's algorithm off: on a kept connection it would hold a small answer body (every
+    DynamoDB and SQS answer) back until the client acknowledged the headers, up to 40 ms per call."""
+    endpoint = AwsEndpoint(0, "us-east-1", Console(io.StringIO()))
+    handler = endpoint._server.RequestHandlerClass
+    no_delay: list[int] = []
+
+    class Probe(handler):  # type: ignore[misc,valid-type]
+        def setup(self) -> None:
+            super().setup()
+            no_delay.append(self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    endpoint._server.RequestHandlerClass = Probe
+    endpoint.start()
+    try:
+        dynamodb = endpoint.client("dynamodb")
+        assert dynamodb.list_tables()["TableNames"] == []
+        assert dynamodb.list_tables()["TableNames"] == []
+        assert no_delay and all(no_delay), no_delay
+    finally:
+        endpoint.stop()
