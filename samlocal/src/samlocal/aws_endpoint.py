@@ -3,7 +3,8 @@
 It runs in a thread of the emulator's process, on 127.0.0.1 (moto checks no credentials: it never listens
 on other interfaces). DynamoDB requests are served one at a time: moto applies an update attribute by
 attribute, so two requests at once on one item could lose an `ADD`, where DynamoDB applies each update and
-each transaction whole (job counters are such updates). Functions reach it through `AWS_ENDPOINT_URL` with
+each transaction whole (job counters are such updates); a transaction copies only the items it names
+(`dynamodb_transactions`), not its tables. Functions reach it through `AWS_ENDPOINT_URL` with
 the credentials `testing`; the emulator's own clients (event source mappings, resource creation) speak to it
 over HTTP too. Its state lives in memory and ends with the emulator. moto is an optional dependency:
 `pip install 'samlocal[aws]'`.
@@ -17,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from samlocal import dynamodb_transactions
 from samlocal.console import Console
 
 if TYPE_CHECKING:
@@ -147,6 +149,7 @@ class AwsEndpoint:
                 "the template declares AWS resources or event sources, served by a local AWS endpoint that needs "
                 "moto: pip install 'samlocal[aws]' (or run with --no-aws)"
             ) from error
+        dynamodb_transactions.install()
 
         class RequestHandler(MotoRequestHandler):
             protocol_version = "HTTP/1.1"
