@@ -180,3 +180,73 @@ def test_a_broken_connection_never_quotes_the_signed_url() -> None:
     assert isinstance(broken, InputError) and broken.code is ErrorCode.OBJECT_UNREADABLE
     assert broken.message.startswith(f"s3://{BUCKET}/cat.jpg could not be read: the connection to S3 failed (")
     assert "Signature" not in broken.message and "X-Amz" not in broken.message
+
+
+class KeptFakeS3(FakeS3):
+    """HTTP/1.1: connections stay open unless `close_after` says after how many answers the server drops one
+    (as S3 closes a connection idle for a while), without telling the client."""
+
+    protocol_version = "HTTP/1.1"
+    close_after: ClassVar[int] = 0
+    connections: ClassVar[list[int]] = []
+
+    def handle(self) -> None:
+        type(self).connections.append(self.client_address[1])
+        answered = 0
+        self.close_connection = False
+        while not self.close_connection:
+            self.handle_one_request()
+            answered += 1
+            if self.close_after and answered >= self.close_after:
+                break
+
+
+@pytest.fixture
+def kept_s3() -> Iterator[tuple[Any, type[KeptFakeS3]]]:
+    handler = type("Kept", (KeptFakeS3,), {"answers": [(200, b"image")], "paths": [], "connections": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield s3_client(f"http://127.0.0.1:{server.server_address[1]}"), handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_reading_thread_keeps_its_connection_from_object_to_object(kept_s3: tuple[Any, type[KeptFakeS3]]) -> None:
+    s3, server = kept_s3
+    reader = ObjectReader(s3, MAX_BYTES, timeout=5.0, parallel=1)
+
+    for key in ("a.jpg", "b.jpg", "c.jpg"):
+        assert reader.read([S3Location(BUCKET, key)]) == [b"image"]
+
+    assert [path.split("?")[0] for path in server.paths] == [f"/{BUCKET}/a.jpg", f"/{BUCKET}/b.jpg", f"/{BUCKET}/c.jpg"]
+    assert len(server.connections) == 1
+
+
+def test_a_connection_s3_closed_meanwhile_is_replaced(kept_s3: tuple[Any, type[KeptFakeS3]]) -> None:
+    s3, server = kept_s3
+    server.close_after = 1
+    reader = ObjectReader(s3, MAX_BYTES, timeout=5.0, parallel=1)
+
+    results = [reader.read([S3Location(BUCKET, key)]) for key in ("a.jpg", "b.jpg", "c.jpg")]
+
+    assert results == [[b"image"]] * 3
+    assert len(server.paths) == 3, "each object read once: the closed connection carried no request"
+    assert len(server.connections) == 3
+
+
+def test_an_object_over_the_limit_is_not_downloaded_and_its_connection_not_reused(
+    kept_s3: tuple[Any, type[KeptFakeS3]],
+) -> None:
+    s3, server = kept_s3
+    server.answers[:] = [(200, b"x" * (MAX_BYTES * 50)), (200, b"image")]
+    reader = ObjectReader(s3, MAX_BYTES, timeout=5.0, parallel=1)
+
+    (large,) = reader.read([S3Location(BUCKET, "large.jpg")])
+    (small,) = reader.read([S3Location(BUCKET, "small.jpg")])
+
+    assert isinstance(large, InputError) and large.code is ErrorCode.OBJECT_TOO_LARGE
+    assert small == b"image"
+    assert len(server.connections) == 2, "the large body was left unread on its connection: a new one is opened"

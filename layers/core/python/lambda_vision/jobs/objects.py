@@ -1,22 +1,27 @@
 """Reading input images from S3: several at a time, each failure an `InputError` for that image.
 
 Each object is read with a GET of a URL the S3 client presigned (Signature Version 4, the function's credentials, a few
-minutes of validity) over a urllib3 pool, with urllib3's retries of S3's transient answers (500, 503 SlowDown)
-and of broken connections. boto3's `get_object` spends about four milliseconds of CPU per call on this path
-(its event hooks, user agent, response parsing): as much as a fifth of an image's inference. Presigning costs
-a tenth of that, and the read itself is the same HTTP GET.
+minutes of validity), on a connection that each reading thread keeps open to S3, retried with backoff when S3
+answers 500, 502, 503 (SlowDown) or 504, or the connection breaks. boto3's `get_object` spends about four
+milliseconds of CPU per call on this path (its event hooks, user agent, response parsing), and a urllib3 pool
+about one (it parses and re-encodes the long presigned URL character by character, twice): a twentieth of an
+image's inference. Presigning costs a few tenths of a millisecond; the GET itself is what http.client does.
 """
 
 from __future__ import annotations
 
+import http.client
+import os
 import re
+import ssl
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
-import urllib3
 from botocore.exceptions import BotoCoreError
-from urllib3.exceptions import HTTPError
 
 from lambda_vision.errors import ErrorCode, InputError
 from lambda_vision.jobs.locations import S3Location
@@ -26,14 +31,16 @@ if TYPE_CHECKING:
 
 MAX_PARALLEL_DOWNLOADS = 8
 PRESIGNED_SECONDS = 300
+ATTEMPTS = 4  # the first GET and three retries
+BACKOFF_SECONDS = 0.1  # before the first retry, doubled for each next one
+_RETRIED_STATUSES = frozenset({500, 502, 503, 504})
 _MISSING = frozenset({"NoSuchKey", "NotFound", "NoSuchBucket"})
 _FORBIDDEN = frozenset({"AccessDenied", "AllAccessDisabled", "InvalidObjectState"})
 # A bucket of another region: S3 answers the URL signed for the stack's region with one of these.
 _ELSEWHERE = frozenset({"PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException"})
 _ERROR_CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
-_RETRIES = urllib3.Retry(
-    total=3, connect=3, read=2, backoff_factor=0.1, status_forcelist=(500, 502, 503, 504), raise_on_status=False
-)
+_ERROR_BODY_BYTES = 65536
+_Origin = tuple[str, str, int]
 
 
 class ObjectReadError(Exception):
@@ -54,53 +61,19 @@ def _too_large(location: S3Location, max_bytes: int) -> InputError:
     )
 
 
-def _broken(location: S3Location, error: HTTPError) -> InputError:
-    # Never the error's own text: urllib3 quotes the URL, whose query string is a signature.
-    cause = getattr(error, "reason", None) or error
+def _broken(location: S3Location, error: Exception) -> InputError:
+    # Never the error's own text: it may quote the URL, whose query string is a signature.
     return InputError(
         ErrorCode.OBJECT_UNREADABLE,
-        f"{location.uri} could not be read: the connection to S3 failed ({type(cause).__name__})",
+        f"{location.uri} could not be read: the connection to S3 failed ({type(error).__name__})",
     )
 
 
-def read_object(s3: S3Client, http: urllib3.PoolManager, location: S3Location, max_bytes: int, timeout: float) -> bytes:
-    try:
-        url = s3.generate_presigned_url(
-            "get_object", Params={"Bucket": location.bucket, "Key": location.key}, ExpiresIn=PRESIGNED_SECONDS
-        )
-    except BotoCoreError as error:  # no credentials, an invalid bucket name
-        raise InputError(ErrorCode.OBJECT_UNREADABLE, f"{location.uri} could not be read: {error}") from None
-    try:
-        response = http.request("GET", url, preload_content=False, retries=_RETRIES, redirect=False, timeout=timeout)
-    except HTTPError as error:  # the connection failed on every attempt
-        raise _broken(location, error) from None
-    try:
-        if response.status != 200:
-            code = _error_code(response.status, response.read(65536))
-            if code in _MISSING:
-                raise InputError(ErrorCode.OBJECT_NOT_FOUND, f"{location.uri} does not exist (any more)")
-            if code in _FORBIDDEN:
-                raise InputError(ErrorCode.OBJECT_UNREADABLE, f"{location.uri} may not be read by this stack")
-            if code in _ELSEWHERE:
-                raise InputError(
-                    ErrorCode.OBJECT_UNREADABLE,
-                    f"{location.uri} is in another AWS region than this stack ({s3.meta.region_name}); "
-                    f"copy the images to a bucket in {s3.meta.region_name}",
-                )
-            raise ObjectReadError(f"reading {location.uri}: S3 answered {response.status} {code}")
-        length = response.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > max_bytes:
-            raise _too_large(location, max_bytes)
-        data = response.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            raise _too_large(location, max_bytes)
-    except HTTPError as error:  # the body broke off
-        raise _broken(location, error) from None
-    finally:
-        response.release_conn()
-    if not data:
-        raise InputError(ErrorCode.IMAGE_EMPTY, f"{location.uri} is empty")
-    return data
+class _Connections(threading.local):
+    """The connections a reading thread keeps open, one per S3 origin (scheme, host, port)."""
+
+    def __init__(self) -> None:
+        self.open: dict[_Origin, http.client.HTTPConnection] = {}
 
 
 class ObjectReader:
@@ -118,15 +91,106 @@ class ObjectReader:
         self.s3 = s3
         self.max_bytes = max_bytes
         self.timeout = timeout
-        self._http = urllib3.PoolManager(maxsize=parallel, block=False)
+        self._connections = _Connections()
+        self._tls: ssl.SSLContext | None = None
         self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="s3-read")
         self._pending: dict[S3Location, Future[bytes | InputError]] = {}
 
     def _read(self, location: S3Location) -> bytes | InputError:
         try:
-            return read_object(self.s3, self._http, location, self.max_bytes, self.timeout)
+            return self.read_object(location)
         except InputError as error:
             return error
+
+    def read_object(self, location: S3Location) -> bytes:
+        """The object's bytes; raises `InputError` for what is the image's failure, `ObjectReadError` else."""
+        try:
+            url = self.s3.generate_presigned_url(
+                "get_object", Params={"Bucket": location.bucket, "Key": location.key}, ExpiresIn=PRESIGNED_SECONDS
+            )
+        except BotoCoreError as error:  # no credentials, an invalid bucket name
+            raise InputError(ErrorCode.OBJECT_UNREADABLE, f"{location.uri} could not be read: {error}") from None
+        status, data = self._get(location, url)
+        if status != 200:
+            code = _error_code(status, data)
+            if code in _MISSING:
+                raise InputError(ErrorCode.OBJECT_NOT_FOUND, f"{location.uri} does not exist (any more)")
+            if code in _FORBIDDEN:
+                raise InputError(ErrorCode.OBJECT_UNREADABLE, f"{location.uri} may not be read by this stack")
+            if code in _ELSEWHERE:
+                region = self.s3.meta.region_name
+                raise InputError(
+                    ErrorCode.OBJECT_UNREADABLE,
+                    f"{location.uri} is in another AWS region than this stack ({region}); "
+                    f"copy the images to a bucket in {region}",
+                )
+            raise ObjectReadError(f"reading {location.uri}: S3 answered {status} {code}")
+        if not data:
+            raise InputError(ErrorCode.IMAGE_EMPTY, f"{location.uri} is empty")
+        return data
+
+    def _get(self, location: S3Location, url: str) -> tuple[int, bytes]:
+        """The status and body of a GET (a 200's body up to max_bytes); retried with backoff when S3 answers a
+        5xx or the connection fails, and at once on a new connection when S3 had closed the idle one."""
+        parts = urlsplit(url)
+        origin = (parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+        target = f"{parts.path}?{parts.query}"
+        failure: Exception | None = None
+        attempt, renewed = 0, False
+        while True:
+            connection = self._connection(origin)
+            kept = connection.sock is not None
+            try:
+                connection.request("GET", target)
+                response = connection.getresponse()
+                try:
+                    data = self._body(location, response)
+                finally:
+                    if not response.isclosed():  # a body left unread: the connection can carry nothing more
+                        self._drop(origin)
+            except (OSError, http.client.HTTPException) as error:
+                self._drop(origin)
+                if kept and not renewed:
+                    renewed = True
+                    continue
+                failure = error
+            else:
+                if response.status not in _RETRIED_STATUSES or attempt == ATTEMPTS - 1:
+                    return response.status, data
+                failure = None
+            attempt += 1
+            if attempt == ATTEMPTS:
+                raise _broken(location, failure or ConnectionError())
+            time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
+
+    def _body(self, location: S3Location, response: http.client.HTTPResponse) -> bytes:
+        if response.status != 200:
+            return response.read(_ERROR_BODY_BYTES)
+        length = response.getheader("Content-Length", "")
+        if length.isdigit() and int(length) > self.max_bytes:
+            raise _too_large(location, self.max_bytes)
+        data = response.read(self.max_bytes + 1)
+        if len(data) > self.max_bytes:
+            raise _too_large(location, self.max_bytes)
+        return data
+
+    def _connection(self, origin: _Origin) -> http.client.HTTPConnection:
+        connection = self._connections.open.get(origin)
+        if connection is None:
+            scheme, host, port = origin
+            if scheme == "https":
+                if self._tls is None:  # the CA bundle the SDK is told to trust, if any
+                    self._tls = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
+                connection = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._tls)
+            else:
+                connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
+            self._connections.open[origin] = connection
+        return connection
+
+    def _drop(self, origin: _Origin) -> None:
+        connection = self._connections.open.pop(origin, None)
+        if connection is not None:
+            connection.close()
 
     def prefetch(self, locations: Sequence[S3Location]) -> None:
         for location in locations:
