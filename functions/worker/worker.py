@@ -8,6 +8,7 @@ Everything that lasts across invocations (settings, models, AWS clients) is crea
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import boto3
@@ -31,6 +32,11 @@ from lambda_vision.registry import ModelRegistry
 from lambda_vision.settings import Settings
 
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "lambda-vision-worker")
+# The inference thread gives up the GIL around every decode, resize and numpy step, and takes it back while
+# the reading and recording threads run Python (presigning, HTTP, JSON). Python's default switch interval
+# lets such a thread keep the GIL for 5 ms against a waiting one: a fifth of a millisecond keeps the
+# inference thread's waits short (measured: 1-2 ms less per image).
+sys.setswitchinterval(0.0002)
 
 settings = Settings.from_env()
 job_settings = JobSettings.from_env()
