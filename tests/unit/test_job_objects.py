@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -250,3 +251,31 @@ def test_an_object_over_the_limit_is_not_downloaded_and_its_connection_not_reuse
     assert isinstance(large, InputError) and large.code is ErrorCode.OBJECT_TOO_LARGE
     assert small == b"image"
     assert len(server.connections) == 2, "the large body was left unread on its connection: a new one is opened"
+
+
+def _wait_for_gets(server: type[FakeS3], count: int) -> list[str]:
+    deadline = time.monotonic() + 10.0
+    while len(server.paths) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # and no more than those
+    return [path.split("?")[0].rsplit("/", 1)[1] for path in server.paths]
+
+
+def test_reads_run_ahead_by_a_bounded_number_of_objects(kept_s3: tuple[Any, type[KeptFakeS3]]) -> None:
+    s3, server = kept_s3
+    reader = ObjectReader(s3, MAX_BYTES, timeout=5.0, parallel=4, ahead=6)
+    chunks = [[S3Location(BUCKET, f"{chunk}-{index}.jpg") for index in range(3)] for chunk in "abcde"]
+    for chunk in chunks:
+        reader.prefetch(chunk)
+
+    assert sorted(_wait_for_gets(server, 6)) == sorted(f"{chunk}-{index}.jpg" for chunk in "ab" for index in range(3))
+    assert reader.read(chunks[0]) == [b"image"] * 3
+    assert len(_wait_for_gets(server, 9)) == 9, "one message read: the next one's objects start"
+
+    # A message skipped (never read): its objects stop counting against the window once a later one is read.
+    assert reader.read(chunks[2]) == [b"image"] * 3
+    assert sorted(_wait_for_gets(server, 15)[9:]) == sorted(
+        f"{chunk}-{index}.jpg" for chunk in "de" for index in range(3)
+    )
+    assert reader.read(chunks[3]) + reader.read(chunks[4]) == [b"image"] * 6
+    assert len(server.paths) == 15, "every object read once"

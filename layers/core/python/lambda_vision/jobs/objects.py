@@ -16,6 +16,7 @@ import re
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MAX_PARALLEL_DOWNLOADS = 8
+READ_AHEAD = 16  # objects read before they are asked for: two work messages of 8
 PRESIGNED_SECONDS = 300
 ATTEMPTS = 4  # the first GET and three retries
 BACKOFF_SECONDS = 0.1  # before the first retry, doubled for each next one
@@ -77,11 +79,20 @@ class _Connections(threading.local):
 
 
 class ObjectReader:
-    """Reads images from S3, several at a time; `prefetch` starts reads early, so the images of the next work
-    message download while the current one runs through the network."""
+    """Reads images from S3, several at a time. `prefetch` names the objects that will be asked for, in order:
+    their reads start early, so that the images of the next work messages download while the current one runs
+    through the network, but never more than `ahead` objects not yet asked for. Memory stays bounded (a batch
+    of ten messages is not held in memory at once), and the reads are spread over the invocation rather than
+    all at its start, competing with the first messages' decoding for the function's CPU."""
 
     def __init__(
-        self, s3: S3Client, max_bytes: int, *, timeout: float = 30.0, parallel: int = MAX_PARALLEL_DOWNLOADS
+        self,
+        s3: S3Client,
+        max_bytes: int,
+        *,
+        timeout: float = 30.0,
+        parallel: int = MAX_PARALLEL_DOWNLOADS,
+        ahead: int = READ_AHEAD,
     ) -> None:
         # Unless the client was created with signature_version="s3v4", botocore presigns with Signature
         # Version 2, which S3 refuses for buckets created since 2020.
@@ -93,8 +104,12 @@ class ObjectReader:
         self.timeout = timeout
         self._connections = _Connections()
         self._tls: ssl.SSLContext | None = None
+        self.ahead = max(1, ahead)
         self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="s3-read")
-        self._pending: dict[S3Location, Future[bytes | InputError]] = {}
+        self._pending: dict[S3Location, Future[bytes | InputError]] = {}  # started, not yet asked for
+        self._planned: deque[S3Location] = deque()  # named by prefetch, not yet started
+        self._order: dict[S3Location, int] = {}  # the position of each object named by prefetch, until asked for
+        self._named = 0
 
     def _read(self, location: S3Location) -> bytes | InputError:
         try:
@@ -194,16 +209,41 @@ class ObjectReader:
 
     def prefetch(self, locations: Sequence[S3Location]) -> None:
         for location in locations:
-            if location not in self._pending:
-                self._pending[location] = self._pool.submit(self._read, location)
+            if location not in self._order:
+                self._order[location] = self._named
+                self._named += 1
+                self._planned.append(location)
+        self._start_ahead()
 
     def read(self, locations: Sequence[S3Location]) -> list[bytes | InputError]:
-        """Each object's bytes, or the reason it could not be read, in order."""
-        self.prefetch(locations)
-        return [self._pending.pop(location).result() for location in locations]
+        """Each object's bytes, or the reason it could not be read, in order. Objects named by `prefetch`
+        before these and never asked for (a message that was skipped) are dropped."""
+        for location in locations:
+            self._start(location)
+        results = [self._pending.pop(location).result() for location in locations]
+        reached = max((self._order.pop(location) for location in locations if location in self._order), default=-1)
+        for location in [location for location, position in self._order.items() if position < reached]:
+            del self._order[location]
+            skipped = self._pending.pop(location, None)
+            if skipped is not None:
+                skipped.cancel()
+        self._start_ahead()
+        return results
 
     def forget(self) -> None:
         """Drop what was prefetched and not read (the invocation is over)."""
         for future in self._pending.values():
             future.cancel()
         self._pending.clear()
+        self._planned.clear()
+        self._order.clear()
+
+    def _start(self, location: S3Location) -> None:
+        if location not in self._pending:
+            self._pending[location] = self._pool.submit(self._read, location)
+
+    def _start_ahead(self) -> None:
+        while self._planned and len(self._pending) < self.ahead:
+            location = self._planned.popleft()
+            if location in self._order:  # not asked for, nor skipped, yet
+                self._start(location)
