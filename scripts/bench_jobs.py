@@ -2,13 +2,13 @@
 images cost on Lambda.
 
 1. In process: the images, in chunks of 8 (one ONNX batch each, as a work message), through
-   `lambda_vision.pipeline.Pipeline` with one inference thread: milliseconds per image. One round before
-   each local job, while the stack is idle; each job setting is compared with the best in-process round of
-   its own minutes (the machine's speed drifts by 10-30% over minutes).
+   `lambda_vision.pipeline.Pipeline` with one inference thread: milliseconds per image. One round right
+   before each local job, while the stack is idle: each job is compared with the minutes it ran in (the
+   machine's speed drifts by 10-30% over minutes), and the median of five such ratios is the figure.
 2. A local job: `samlocal start-api` on template.yaml (local S3, SQS and DynamoDB; the planner and worker
    functions driven by their SQS event sources), the images uploaded under a prefix, POST /jobs, then
-   GET /jobs/{id} until it is final, with 1, 2 and 4 worker environments (the best of three jobs on the same
-   environments). Images per second from the job's creation to its end (its own timestamps), and the
+   GET /jobs/{id} until it is final, with 1, 2 and 4 worker environments (five jobs on the same
+   environments, the medians shown). Images per second from the job's creation to its end (its own timestamps), and the
    worker's billed milliseconds per image from its REPORT lines: the cost of the batch path per image (S3
    reads and writes, DynamoDB counters, JSON Lines) against the in-process pipeline. Target: at most 1.15x.
    Also the CPU milliseconds per image of the worker processes (from /proc) against the in-process
@@ -26,10 +26,11 @@ import argparse
 import datetime
 import os
 import re
+import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ from lambda_vision.settings import Settings  # noqa: E402
 from samlocal.testing import LocalApi  # noqa: E402
 
 TARGET_RATIO = 1.15
-ROUNDS = 3  # of the in-process pipeline and of each local job: the best one counts
+ROUNDS = 5  # pairs of an in-process round and a local job, per setting
 CHUNK = 8  # images per work message (JOBS_CHUNK_SIZE)
 BATCH_SIZE = 10  # work messages per worker invocation (WorkerBatchSize, its default)
 REPORT = re.compile(r"^\[WorkerFunction\] REPORT RequestId: \S+\s+Duration: ([\d.]+) ms", re.MULTILINE)
@@ -98,13 +99,23 @@ class InProcess:
 
 @dataclass
 class Figures:
-    """Of one local job setting: the best of its rounds, and the in-process pipeline's best in the same minutes."""
+    """Of one local job setting, round by round: each job beside the in-process round run just before it."""
 
-    rate: float = 0.0  # images per second
-    billed_ms: float = float("inf")  # the worker's billed milliseconds per image
-    cpu_ms: float = float("inf")  # the worker processes' CPU milliseconds per image
-    in_process_ms: float = float("inf")
-    in_process_cpu_ms: float = float("inf")
+    rates: list[float] = field(default_factory=list)  # images per second
+    billed_ms: list[float] = field(default_factory=list)  # the worker's billed milliseconds per image
+    cpu_ms: list[float] = field(default_factory=list)  # the worker processes' CPU milliseconds per image
+    in_process_ms: list[float] = field(default_factory=list)
+    in_process_cpu_ms: list[float] = field(default_factory=list)
+
+    def median(self, name: str) -> float:
+        values: list[float] = getattr(self, name)
+        return statistics.median(values)
+
+    def ratio(self, job: str, in_process: str) -> float:
+        """The median of the rounds' ratios: each job against the minutes it ran in."""
+        mine: list[float] = getattr(self, job)
+        theirs: list[float] = getattr(self, in_process)
+        return statistics.median(a / b for a, b in zip(mine, theirs, strict=True))
 
 
 def worker_cpu_seconds(api: LocalApi) -> float:
@@ -124,9 +135,9 @@ def worker_cpu_seconds(api: LocalApi) -> float:
 
 
 def local_job(data: list[bytes], workers: int, folder: Path, in_process: InProcess) -> Figures:
-    """Images per second of a job, the worker's billed milliseconds per image, and its CPU ms per image (the
-    best of ROUNDS jobs); a round of the in-process pipeline before each job, while the stack is idle, so that
-    both sides of the ratio come from the same minutes of a machine whose speed drifts."""
+    """Images per second of each of ROUNDS jobs, the worker's billed milliseconds per image and its CPU ms per
+    image; a round of the in-process pipeline before each job, while the stack is idle, so that both sides of
+    each ratio come from the same minutes of a machine whose speed drifts."""
     log = folder / f"console-{workers}.log"
     overrides = f"WorkerBatchSize={BATCH_SIZE} WorkerMaxConcurrency={max(2, workers)}"
     api = LocalApi(
@@ -148,18 +159,18 @@ def local_job(data: list[bytes], workers: int, folder: Path, in_process: InProce
         figures = Figures()
         for _ in range(ROUNDS):
             ms, cpu = in_process.round()
-            figures.in_process_ms = min(figures.in_process_ms, ms)
-            figures.in_process_cpu_ms = min(figures.in_process_cpu_ms, cpu)
+            figures.in_process_ms.append(ms)
+            figures.in_process_cpu_ms.append(cpu)
             before = len(REPORT.findall(api.output()))
             cpu_before = worker_cpu_seconds(api)
             document = run_job(api, {"input": f"s3://{bucket}/bench/"})
             assert document["counts"]["succeeded"] == len(data), document
             elapsed = _epoch(document["finished_at"]) - _epoch(document["created_at"])
             time.sleep(0.5)  # the last REPORT lines
-            figures.cpu_ms = min(figures.cpu_ms, (worker_cpu_seconds(api) - cpu_before) * 1000.0 / len(data))
+            figures.cpu_ms.append((worker_cpu_seconds(api) - cpu_before) * 1000.0 / len(data))
             durations = [float(ms) for ms in REPORT.findall(api.output())[before:]]
-            figures.billed_ms = min(figures.billed_ms, sum(durations) / len(data))
-            figures.rate = max(figures.rate, len(data) / elapsed)
+            figures.billed_ms.append(sum(durations) / len(data))
+            figures.rates.append(len(data) / elapsed)
         return figures
     finally:
         api.close()
@@ -240,19 +251,25 @@ def main() -> int:
     )
     for workers, job in jobs.items():
         print(
-            f"| {workers} worker(s) | {job.rate:.1f} | {job.billed_ms:.1f} | {job.in_process_ms:.1f} | "
-            f"{job.billed_ms / job.in_process_ms:.2f}x | {job.cpu_ms:.1f} | {job.in_process_cpu_ms:.1f} | "
-            f"{job.cpu_ms / job.in_process_cpu_ms:.2f}x |"
+            f"| {workers} worker(s) | {job.median('rates'):.1f} | {job.median('billed_ms'):.1f} | "
+            f"{job.median('in_process_ms'):.1f} | {job.ratio('billed_ms', 'in_process_ms'):.2f}x | "
+            f"{job.median('cpu_ms'):.1f} | {job.median('in_process_cpu_ms'):.1f} | "
+            f"{job.ratio('cpu_ms', 'in_process_cpu_ms'):.2f}x |"
         )
-    single = jobs[1] if 1 in jobs else min(jobs.values(), key=lambda job: job.billed_ms / job.in_process_ms)
-    ratio = single.billed_ms / single.in_process_ms
+    single = jobs[1] if 1 in jobs else min(jobs.values(), key=lambda job: job.ratio("billed_ms", "in_process_ms"))
+    ratio = single.ratio("billed_ms", "in_process_ms")
+    print(
+        "\nEach figure is the median of the setting's rounds; each ratio the median of the rounds' own ratios (a job "
+        "against\nthe in-process round run just before it, while the stack was idle)."
+    )
     verdict = "OK" if ratio <= TARGET_RATIO else "OVER"
     print(
         f"\nbatch path cost per image, one worker: {ratio:.2f}x the in-process pipeline "
         f"(target <= {TARGET_RATIO}x): {verdict}"
     )
-    print(f"\nDollars per million images (worker ms per image {single.billed_ms:.1f} at one vCPU):\n")
-    print(cost_table(single.billed_ms))
+    worker_ms = single.median("billed_ms")
+    print(f"\nDollars per million images (worker ms per image {worker_ms:.1f} at one vCPU):\n")
+    print(cost_table(worker_ms))
     return 0 if verdict == "OK" else 1
 
 
