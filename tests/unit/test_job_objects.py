@@ -3,12 +3,13 @@ a server that answers what S3 answers when things go wrong (throttles, refusals,
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import boto3
 import pytest
@@ -86,9 +87,12 @@ class FakeS3(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def fake_s3() -> Iterator[tuple[Any, type[FakeS3]]]:
-    handler = type("Answers", (FakeS3,), {"answers": [], "paths": []})
+H = TypeVar("H", bound=FakeS3)
+
+
+@contextlib.contextmanager
+def serving(handler: type[H]) -> Iterator[tuple[Any, type[H]]]:
+    """An S3 client of a local server answering with `handler` (a class of its own for each test)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -97,6 +101,13 @@ def fake_s3() -> Iterator[tuple[Any, type[FakeS3]]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def fake_s3() -> Iterator[tuple[Any, type[FakeS3]]]:
+    handler: type[FakeS3] = type("Answers", (FakeS3,), {"answers": [], "paths": []})
+    with serving(handler) as served:
+        yield served
 
 
 def error_body(code: str) -> bytes:
@@ -204,15 +215,10 @@ class KeptFakeS3(FakeS3):
 
 @pytest.fixture
 def kept_s3() -> Iterator[tuple[Any, type[KeptFakeS3]]]:
-    handler = type("Kept", (KeptFakeS3,), {"answers": [(200, b"image")], "paths": [], "connections": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield s3_client(f"http://127.0.0.1:{server.server_address[1]}"), handler
-    finally:
-        server.shutdown()
-        server.server_close()
+    fresh = {"answers": [(200, b"image")], "paths": [], "connections": []}
+    handler: type[KeptFakeS3] = type("Kept", (KeptFakeS3,), fresh)
+    with serving(handler) as served:
+        yield served
 
 
 def test_a_reading_thread_keeps_its_connection_from_object_to_object(kept_s3: tuple[Any, type[KeptFakeS3]]) -> None:
