@@ -16,7 +16,6 @@ import re
 import ssl
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -107,9 +106,7 @@ class ObjectReader:
         self.ahead = max(1, ahead)
         self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="s3-read")
         self._pending: dict[S3Location, Future[bytes | InputError]] = {}  # started, not yet asked for
-        self._planned: deque[S3Location] = deque()  # named by prefetch, not yet started
-        self._order: dict[S3Location, int] = {}  # the position of each object named by prefetch, until asked for
-        self._named = 0
+        self._named: dict[S3Location, None] = {}  # named by prefetch, not yet asked for nor skipped, in order
 
     def _read(self, location: S3Location) -> bytes | InputError:
         try:
@@ -150,7 +147,6 @@ class ObjectReader:
         parts = urlsplit(url)
         origin = (parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
         target = f"{parts.path}?{parts.query}"
-        failure: Exception | None = None
         attempt, renewed = 0, False
         while True:
             connection = self._connection(origin)
@@ -168,14 +164,12 @@ class ObjectReader:
                 if kept and not renewed:
                     renewed = True
                     continue
-                failure = error
+                if attempt == ATTEMPTS - 1:
+                    raise _broken(location, error) from None
             else:
                 if response.status not in _RETRIED_STATUSES or attempt == ATTEMPTS - 1:
                     return response.status, data
-                failure = None
             attempt += 1
-            if attempt == ATTEMPTS:
-                raise _broken(location, failure or ConnectionError())
             time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
 
     def _body(self, location: S3Location, response: http.client.HTTPResponse) -> bytes:
@@ -208,11 +202,7 @@ class ObjectReader:
             connection.close()
 
     def prefetch(self, locations: Sequence[S3Location]) -> None:
-        for location in locations:
-            if location not in self._order:
-                self._order[location] = self._named
-                self._named += 1
-                self._planned.append(location)
+        self._named.update(dict.fromkeys(locations))
         self._start_ahead()
 
     def read(self, locations: Sequence[S3Location]) -> list[bytes | InputError]:
@@ -221,12 +211,17 @@ class ObjectReader:
         for location in locations:
             self._start(location)
         results = [self._pending.pop(location).result() for location in locations]
-        reached = max((self._order.pop(location) for location in locations if location in self._order), default=-1)
-        for location in [location for location, position in self._order.items() if position < reached]:
-            del self._order[location]
-            skipped = self._pending.pop(location, None)
-            if skipped is not None:
-                skipped.cancel()
+        asked = self._named.keys() & set(locations)
+        for location in list(self._named):
+            if not asked:
+                break
+            del self._named[location]
+            if location in asked:
+                asked.discard(location)
+            else:
+                skipped = self._pending.pop(location, None)
+                if skipped is not None:
+                    skipped.cancel()
         self._start_ahead()
         return results
 
@@ -235,15 +230,14 @@ class ObjectReader:
         for future in self._pending.values():
             future.cancel()
         self._pending.clear()
-        self._planned.clear()
-        self._order.clear()
+        self._named.clear()
 
     def _start(self, location: S3Location) -> None:
         if location not in self._pending:
             self._pending[location] = self._pool.submit(self._read, location)
 
     def _start_ahead(self) -> None:
-        while self._planned and len(self._pending) < self.ahead:
-            location = self._planned.popleft()
-            if location in self._order:  # not asked for, nor skipped, yet
-                self._start(location)
+        for location in self._named:
+            if len(self._pending) >= self.ahead:
+                break
+            self._start(location)
