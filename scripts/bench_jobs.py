@@ -107,15 +107,18 @@ class Figures:
     in_process_ms: list[float] = field(default_factory=list)
     in_process_cpu_ms: list[float] = field(default_factory=list)
 
-    def median(self, name: str) -> float:
-        values: list[float] = getattr(self, name)
-        return statistics.median(values)
+    @property
+    def billed_ratio(self) -> float:
+        return paired_ratio(self.billed_ms, self.in_process_ms)
 
-    def ratio(self, job: str, in_process: str) -> float:
-        """The median of the rounds' ratios: each job against the minutes it ran in."""
-        mine: list[float] = getattr(self, job)
-        theirs: list[float] = getattr(self, in_process)
-        return statistics.median(a / b for a, b in zip(mine, theirs, strict=True))
+    @property
+    def cpu_ratio(self) -> float:
+        return paired_ratio(self.cpu_ms, self.in_process_cpu_ms)
+
+
+def paired_ratio(job: list[float], in_process: list[float]) -> float:
+    """The median of the rounds' ratios: each job against the in-process round of the minutes it ran in."""
+    return statistics.median(mine / theirs for mine, theirs in zip(job, in_process, strict=True))
 
 
 def worker_cpu_seconds(api: LocalApi) -> float:
@@ -249,15 +252,15 @@ def main() -> int:
         "| local job | images/s | billed ms per image | in-process ms per image, same minutes | billed vs in-process "
         "| CPU ms per image | in-process CPU ms | CPU vs in-process |\n|---|---:|---:|---:|---:|---:|---:|---:|"
     )
+    median = statistics.median
     for workers, job in jobs.items():
         print(
-            f"| {workers} worker(s) | {job.median('rates'):.1f} | {job.median('billed_ms'):.1f} | "
-            f"{job.median('in_process_ms'):.1f} | {job.ratio('billed_ms', 'in_process_ms'):.2f}x | "
-            f"{job.median('cpu_ms'):.1f} | {job.median('in_process_cpu_ms'):.1f} | "
-            f"{job.ratio('cpu_ms', 'in_process_cpu_ms'):.2f}x |"
+            f"| {workers} worker(s) | {median(job.rates):.1f} | {median(job.billed_ms):.1f} | "
+            f"{median(job.in_process_ms):.1f} | {job.billed_ratio:.2f}x | {median(job.cpu_ms):.1f} | "
+            f"{median(job.in_process_cpu_ms):.1f} | {job.cpu_ratio:.2f}x |"
         )
-    single = jobs[1] if 1 in jobs else min(jobs.values(), key=lambda job: job.ratio("billed_ms", "in_process_ms"))
-    ratio = single.ratio("billed_ms", "in_process_ms")
+    single = jobs[1] if 1 in jobs else min(jobs.values(), key=lambda job: job.billed_ratio)
+    ratio = single.billed_ratio
     print(
         "\nEach figure is the median of the setting's rounds; each ratio the median of the rounds' own ratios (a job "
         "against\nthe in-process round run just before it, while the stack was idle)."
@@ -267,7 +270,7 @@ def main() -> int:
         f"\nbatch path cost per image, one worker: {ratio:.2f}x the in-process pipeline "
         f"(target <= {TARGET_RATIO}x): {verdict}"
     )
-    worker_ms = single.median("billed_ms")
+    worker_ms = statistics.median(single.billed_ms)
     print(f"\nDollars per million images (worker ms per image {worker_ms:.1f} at one vCPU):\n")
     print(cost_table(worker_ms))
     return 0 if verdict == "OK" else 1
