@@ -44,11 +44,12 @@ logger = Logger()
 # The library's own log lines (chunks, pages, webhooks) in the same JSON format.
 copy_config_to_registered_loggers(source_logger=logger, include={"lambda_vision"})
 fetcher = UrlFetcher(FetchPolicy.from_settings(settings))
+session = boto3.Session()
 # Signature Version 4 for every request, and for the URLs the reader presigns (objects.py).
-s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
+s3 = session.client("s3", config=Config(signature_version="s3v4"))
 worker = Worker(
     job_settings,
-    JobStore(boto3.resource("dynamodb").Table(job_settings.table), job_settings.retention_days),
+    JobStore(session.resource("dynamodb").Table(job_settings.table), job_settings.retention_days),
     s3=s3,
     models=ModelStore(ModelRegistry.load(settings.models_config_path), settings),
     pipeline=Pipeline(fetcher, settings.max_image_pixels),
@@ -59,7 +60,9 @@ worker = Worker(
         job_settings.webhook_backoff_seconds,
         timeout_seconds=settings.url_timeout,
     ),
-    reader=ObjectReader(s3, settings.url_max_bytes, timeout=settings.url_timeout),
+    reader=ObjectReader(
+        s3, settings.url_max_bytes, timeout=settings.url_timeout, credentials=session.get_credentials()
+    ),
 )
 processor = BatchProcessor(event_type=EventType.SQS)
 

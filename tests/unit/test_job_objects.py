@@ -14,24 +14,32 @@ from typing import Any, ClassVar, TypeVar
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.credentials import Credentials
 
 from lambda_vision.errors import ErrorCode, InputError
 from lambda_vision.jobs.locations import S3Location
-from lambda_vision.jobs.objects import ObjectReader, ObjectReadError
+from lambda_vision.jobs.objects import ObjectReader, ObjectReadError, Presigner
 
 BUCKET = "images-bucket"
 MAX_BYTES = 1000
 
 
-def s3_client(endpoint: str) -> Any:
+def s3_client(endpoint: str | None, region: str = "us-east-1", token: str | None = None) -> Any:
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
-        region_name="us-east-1",
+        region_name=region,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
+        aws_session_token=token,
         config=Config(signature_version="s3v4"),
     )
+
+
+def credentials_of(s3: Any) -> Credentials:
+    """The credentials the client signs with, as its session would give them."""
+    frozen = s3._request_signer._credentials.get_frozen_credentials()
+    return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
 
 
 @pytest.fixture
@@ -45,9 +53,68 @@ def moto_s3(aws_endpoint: str) -> Any:
     return s3
 
 
-def read(s3: Any, *keys: str, bucket: str = BUCKET) -> list[bytes | InputError]:
-    reader = ObjectReader(s3, MAX_BYTES, timeout=5.0)
+def read(s3: Any, *keys: str, bucket: str = BUCKET, signer: str = "presigner") -> list[bytes | InputError]:
+    credentials = credentials_of(s3) if signer == "presigner" else None
+    reader = ObjectReader(s3, MAX_BYTES, timeout=5.0, credentials=credentials)
     return reader.read([S3Location(bucket, key) for key in keys])
+
+
+TRICKY_KEYS = ["cat.jpg", "a b/c+d=e&f%g?h#i.jpg", "dir/ünï cødé/画像.png", "~tilde/semi;colon:@!$'()*,.jpg", "a//b/"]
+
+
+def same_second(make: Any) -> tuple[str, str]:
+    """Two URLs signed within the same second (X-Amz-Date has a resolution of a second)."""
+    for _ in range(5):
+        first, second = make()
+        if first.split("X-Amz-Date=")[1][:16] == second.split("X-Amz-Date=")[1][:16]:
+            return first, second
+    raise AssertionError("never signed within one second")
+
+
+@pytest.mark.parametrize(
+    "endpoint,region,token",
+    [
+        (None, "us-east-1", None),
+        (None, "eu-central-1", "a-session-token"),
+        ("http://127.0.0.1:4566", "us-east-1", None),
+    ],
+)
+def test_the_presigner_signs_every_key_as_the_client_does(endpoint: str | None, region: str, token: str | None) -> None:
+    s3 = s3_client(endpoint, region, token)
+    presigner = Presigner(s3, credentials_of(s3))
+
+    for key in TRICKY_KEYS:
+        location = S3Location(BUCKET, key)
+        mine, clients = same_second(
+            lambda location=location: (
+                presigner.url(location),
+                s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": location.key}, ExpiresIn=300),
+            )
+        )
+        assert mine == clients
+    assert presigner._bases[BUCKET] is not None, "signed without the client's pipeline"
+
+
+def test_with_other_credentials_than_the_client_s_the_client_signs() -> None:
+    s3 = s3_client(None)
+    presigner = Presigner(s3, Credentials("another-key", "another-secret"))
+
+    mine, clients = same_second(
+        lambda: (
+            presigner.url(S3Location(BUCKET, "cat.jpg")),
+            s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "cat.jpg"}, ExpiresIn=300),
+        )
+    )
+
+    assert mine == clients and "another-key" not in mine
+    assert presigner._bases[BUCKET] is None
+
+
+def test_keys_with_any_characters_are_read(moto_s3: Any) -> None:
+    for key in TRICKY_KEYS:
+        moto_s3.put_object(Bucket=BUCKET, Key=key, Body=key.encode())
+
+    assert read(moto_s3, *TRICKY_KEYS) == [key.encode() for key in TRICKY_KEYS]
 
 
 def test_objects_are_read_in_order_with_each_failure_in_its_place(moto_s3: Any) -> None:
@@ -114,11 +181,12 @@ def error_body(code: str) -> bytes:
     return f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>...</Message></Error>".encode()
 
 
-def test_the_read_is_a_signed_get_of_the_object(fake_s3: tuple[Any, type[FakeS3]]) -> None:
+@pytest.mark.parametrize("signer", ["presigner", "client"])
+def test_the_read_is_a_signed_get_of_the_object(fake_s3: tuple[Any, type[FakeS3]], signer: str) -> None:
     s3, server = fake_s3
     server.answers[:] = [(200, b"image bytes")]
 
-    assert read(s3, "photos/cat.jpg") == [b"image bytes"]
+    assert read(s3, "photos/cat.jpg", signer=signer) == [b"image bytes"]
     (path,) = server.paths
     assert path.startswith(f"/{BUCKET}/photos/cat.jpg?")
     assert "X-Amz-Signature=" in path and "X-Amz-Expires=300" in path
