@@ -21,7 +21,7 @@ from lambda_vision.errors import ApiError, ErrorCode
 from lambda_vision.fetch import FetchPolicy, UrlFetcher
 from lambda_vision.jobs.config import JobSettings
 from lambda_vision.jobs.locations import parse_locations
-from lambda_vision.jobs.messages import PlanMessage, decode
+from lambda_vision.jobs.messages import ChunkMessage, PlanMessage, decode
 from lambda_vision.jobs.objects import ObjectReader
 from lambda_vision.jobs.planner import Planner
 from lambda_vision.jobs.service import JobService
@@ -116,6 +116,23 @@ class Stack:
                 handled += 1
         raise AssertionError("the queues did not drain")
 
+    def handle_batch(self, bodies: list[str]) -> list[str]:
+        """Work messages handled as the worker function handles an SQS batch (reads ahead, results written in
+        the background, counted at the end); the ids (positions) of the messages to be delivered again."""
+        self.worker.begin(None)
+        self.worker.prefetch(bodies)
+        failed = []
+        try:
+            for position, body in enumerate(bodies):
+                try:
+                    self.worker.handle(body, deferred_id=str(position))
+                except Exception:  # noqa: BLE001 - reported as the batch utility would
+                    failed.append(str(position))
+        finally:
+            failed += [item for item in self.worker.flush() if item not in failed]
+            self.worker.reader.forget()
+        return failed
+
     def lines(self, job_output: str) -> list[dict[str, Any]]:
         prefix = job_output.removeprefix(f"s3://{BUCKET}/")
         listing = self.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
@@ -189,6 +206,61 @@ def test_redelivered_messages_add_no_line_and_no_count(stack: Stack) -> None:
     final = stack.service.get(job.job_id)
     assert (final.status, final.total, final.succeeded, final.failed) == (JobStatus.SUCCEEDED, 5, 5, 0)
     assert len(stack.lines(final.output)) == 5
+
+
+def planned_chunks(stack: Stack, images: int) -> tuple[str, list[str]]:
+    for index in range(images):
+        stack.put(f"in/{index:02d}.jpg", TURNED if index % 2 else UPRIGHT)
+    job = stack.service.submit({"input": f"s3://{BUCKET}/in/", "model": "orientation"})
+    while plans := stack.receive(stack.plan):
+        for plan in plans:
+            stack.planner.plan(decode(plan["Body"]))  # type: ignore[arg-type]
+            stack.sqs.delete_message(QueueUrl=stack.plan, ReceiptHandle=plan["ReceiptHandle"])
+    bodies = []
+    while messages := stack.receive(stack.work):
+        bodies += [message["Body"] for message in messages]
+    return job.job_id, bodies
+
+
+def test_a_batch_of_chunks_is_written_and_counted_as_the_worker_function_does(stack: Stack) -> None:
+    job_id, bodies = planned_chunks(stack, 14)  # chunks of 3: 5 messages
+
+    assert stack.handle_batch(bodies) == []
+
+    final = stack.service.get(job_id)
+    assert (final.status, final.total, final.succeeded, final.failed) == (JobStatus.SUCCEEDED, 14, 14, 0)
+    lines = stack.lines(final.output)
+    assert sorted(line["key"] for line in lines) == [f"in/{index:02d}.jpg" for index in range(14)]
+    assert all(top(line) == ("270" if int(line["key"][3:5]) % 2 else "0") for line in lines)
+    assert stack.summary(final.output)["counts"] == {"total": 14, "succeeded": 14, "failed": 0, "skipped": 0}
+
+
+def test_a_chunk_counted_by_another_worker_meanwhile_is_not_counted_twice(stack: Stack) -> None:
+    job_id, bodies = planned_chunks(stack, 9)
+    stack.worker.begin(None)
+    stack.worker.prefetch(bodies)  # this batch's state: nothing counted yet
+    raced = decode(bodies[1])
+    assert isinstance(raced, ChunkMessage)
+    # Its visibility timeout ran out: another worker processed and counted the same message.
+    assert stack.store.count_chunk(job_id, raced.chunk_id, succeeded=len(raced.items))
+
+    for position, body in enumerate(bodies):
+        stack.worker.handle(body, deferred_id=str(position))
+    assert stack.worker.flush() == []
+
+    final = stack.service.get(job_id)
+    assert (final.status, final.total, final.succeeded, final.failed) == (JobStatus.SUCCEEDED, 9, 9, 0)
+    assert len(stack.lines(final.output)) == 9
+
+
+def test_a_message_delivered_twice_in_one_batch_is_counted_once(stack: Stack) -> None:
+    job_id, bodies = planned_chunks(stack, 6)
+
+    assert stack.handle_batch([bodies[0], *bodies, bodies[1]]) == []
+
+    final = stack.service.get(job_id)
+    assert (final.status, final.total, final.succeeded, final.failed) == (JobStatus.SUCCEEDED, 6, 6, 0)
+    assert len(stack.lines(final.output)) == 6
 
 
 def test_a_list_job_mixes_objects_urls_and_missing_objects(stack: Stack) -> None:

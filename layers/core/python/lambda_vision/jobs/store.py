@@ -7,7 +7,8 @@ Items (partition key `pk`, sort key `sk`):
   the one sender at a time, attempts started, the last answer, and when it was delivered or given up on;
 - `JOB#<id>` / `PAGE#<n>`: page n of the input was listed and its images added to total and pending;
 - `JOB#<id>` / `CHUNK#<chunk>`: the images of that chunk were counted.
-A marker and its counter update are one transaction: both happen, or neither.
+A marker and its counter update are one transaction: both happen, or neither. Several chunks of a job can be
+counted in one transaction (their markers and one update of the sum), up to DynamoDB's 100 actions.
 """
 
 from __future__ import annotations
@@ -234,6 +235,16 @@ class ChunkStates:
 
 
 _BATCH_GET_LIMIT = 100  # keys per BatchGetItem
+MAX_CHUNKS_PER_TRANSACTION = 99  # DynamoDB's limit of 100 actions: the chunks' markers and the job's update
+
+
+@dataclass(frozen=True)
+class ChunkCount:
+    """A chunk's outcome, to be counted once."""
+
+    chunk: str
+    succeeded: int = 0
+    failed: int = 0
 
 
 class JobStore:
@@ -306,9 +317,8 @@ class JobStore:
     def add_page(self, job_id: str, page: int, images: int, last: bool) -> bool:
         """Count the images of a listed page into total and pending, once per page; whether it was new."""
         return self._transact(
-            f"PAGE#{page}",
             job_id,
-            marker_fields={"images": images},
+            {f"PAGE#{page}": {"images": images}},
             update="SET planning_done = :last ADD #total :n, pending :n",
             values={":n": images, ":last": last},
             names={"#total": "total"},
@@ -320,24 +330,42 @@ class JobStore:
         """Add a chunk's outcome to the counters, once per chunk; whether it was new."""
         images = succeeded + failed + skipped
         return self._transact(
-            f"CHUNK#{chunk}",
             job_id,
-            marker_fields={"succeeded": succeeded, "failed": failed, "skipped": skipped},
+            {f"CHUNK#{chunk}": {"succeeded": succeeded, "failed": failed, "skipped": skipped}},
             update="ADD succeeded :s, failed :f, skipped :k, dead_lettered :d, pending :p",
             values={":s": succeeded, ":f": failed, ":k": skipped, ":d": dead_lettered, ":p": -images},
             names=None,
         )
 
+    def count_chunks(self, job_id: str, counts: Sequence[ChunkCount]) -> bool:
+        """Add the outcomes of several chunks (at most MAX_CHUNKS_PER_TRANSACTION) to the counters in one
+        transaction: all of them, or none when any of them was counted already (False: count them one by one)."""
+        if not 0 < len(counts) <= MAX_CHUNKS_PER_TRANSACTION:
+            raise ValueError(f"1 to {MAX_CHUNKS_PER_TRANSACTION} chunks per transaction, not {len(counts)}")
+        succeeded = sum(count.succeeded for count in counts)
+        failed = sum(count.failed for count in counts)
+        return self._transact(
+            job_id,
+            {
+                f"CHUNK#{count.chunk}": {"succeeded": count.succeeded, "failed": count.failed, "skipped": 0}
+                for count in counts
+            },
+            update="ADD succeeded :s, failed :f, pending :p",
+            values={":s": succeeded, ":f": failed, ":p": -(succeeded + failed)},
+            names=None,
+        )
+
     def _transact(
         self,
-        marker: str,
         job_id: str,
+        markers: dict[str, dict[str, Any]],
         *,
-        marker_fields: dict[str, Any],
         update: str,
         values: dict[str, Any],
         names: dict[str, str] | None,
     ) -> bool:
+        """New marker items and the job's update, all or nothing; False when a marker existed already."""
+        expires = self._expires()
         job_update: dict[str, Any] = {
             "TableName": self.table.name,
             "Key": _key(job_id),
@@ -348,18 +376,17 @@ class JobStore:
         if names:
             job_update["ExpressionAttributeNames"] = names
         try:
-            self.table.meta.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table.name,
-                            "Item": {**_key(job_id, marker), **marker_fields, "expires_at": self._expires()},
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {"Update": cast(Any, job_update)},
-                ]
-            )
+            puts: list[Any] = [
+                {
+                    "Put": {
+                        "TableName": self.table.name,
+                        "Item": {**_key(job_id, marker), **fields, "expires_at": expires},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+                for marker, fields in markers.items()
+            ]
+            self.table.meta.client.transact_write_items(TransactItems=[*puts, {"Update": cast(Any, job_update)}])
         except ClientError as error:
             if _conditional_failure(error):
                 return False

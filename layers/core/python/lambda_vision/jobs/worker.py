@@ -30,7 +30,14 @@ from lambda_vision.jobs.messages import (
     decode,
 )
 from lambda_vision.jobs.objects import ObjectReader
-from lambda_vision.jobs.store import ChunkStates, JobRecord, JobStatus, JobStore
+from lambda_vision.jobs.store import (
+    MAX_CHUNKS_PER_TRANSACTION,
+    ChunkCount,
+    ChunkStates,
+    JobRecord,
+    JobStatus,
+    JobStore,
+)
 from lambda_vision.jobs.webhooks import Webhooks, WebhookSender
 from lambda_vision.models import LoadedModel, ModelStore
 from lambda_vision.pipeline import DetectionParameters, ImageResult, Pipeline
@@ -64,9 +71,10 @@ class Worker:
         self.webhooks = Webhooks(store, webhooks)
         self.reader = reader
         self.deadline: float | None = None  # when the current invocation must end (epoch seconds)
-        # One writer: a chunk's lines and counts are recorded while the next chunk runs through the network.
+        # One writer: a chunk's lines are written while the next chunk runs through the network; the chunks
+        # whose lines were written are counted at the end of the invocation, in one transaction per job.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
-        self._deferred: list[tuple[str, Future[None]]] = []
+        self._deferred: list[tuple[str, str, Future[ChunkCount]]] = []  # message id, job id, its lines written
         # This invocation's chunk states (jobs, counted markers), read in one round trip for the whole batch.
         self._states: Future[ChunkStates] | None = None
         self._state_keys: set[tuple[str, str]] = set()
@@ -82,8 +90,8 @@ class Worker:
     def handle(self, body: str, deferred_id: str | None = None) -> None:
         """Process one message of the work queue; raises when it should be delivered again.
 
-        With a `deferred_id`, a chunk's results are written and counted in the background while the next
-        message runs; `flush` then says which of them failed."""
+        With a `deferred_id`, a chunk's results are written in the background while the next message runs,
+        and counted by `flush`, which then says which of them failed."""
         message = decode(body)
         if isinstance(message, ChunkMessage):
             self.run_chunk(message, deferred_id)
@@ -112,14 +120,21 @@ class Worker:
             self._state_keys = set(chunks)
 
     def flush(self) -> list[str]:
-        """Wait for the deferred writes, then finish each job they counted into (once per job, not per chunk);
-        the ids of the messages whose results, or whose job's end, could not be recorded."""
+        """Wait for the deferred writes, count the chunks written (one transaction per job), then finish each
+        job they counted into (once per job, not per chunk); the ids of the messages whose results, or whose
+        job's end, could not be recorded."""
         failed = []
-        for deferred_id, future in self._deferred:
+        written: dict[str, list[tuple[str, ChunkCount]]] = {}  # job id -> its chunks written, by message
+        for deferred_id, job_id, future in self._deferred:
             error = future.exception()
             if error is not None:
                 _log.error("recording the results of message %s failed: %r", deferred_id, error)
                 failed.append(deferred_id)
+            else:
+                written.setdefault(job_id, []).append((deferred_id, future.result()))
+        for job_id, chunks in written.items():
+            for start in range(0, len(chunks), MAX_CHUNKS_PER_TRANSACTION):
+                failed += self._count(job_id, chunks[start : start + MAX_CHUNKS_PER_TRANSACTION])
         for job_id, deferred_ids in self._finishing.items():
             try:
                 self.complete(job_id)
@@ -154,24 +169,24 @@ class Worker:
         lines = self.infer(model, job.parameters, message.items)
         elapsed_ms = (time.perf_counter() - start) * 1000.0
         if deferred_id is None:
-            self._record_chunk(job, message, lines, elapsed_ms)
+            count = self._write_chunk(job, message, lines, elapsed_ms)
+            self.store.count_chunk(job.job_id, count.chunk, succeeded=count.succeeded, failed=count.failed)
             self.complete(job.job_id)
         else:
-            future = self._writer.submit(self._record_chunk, job, message, lines, elapsed_ms)
-            self._deferred.append((deferred_id, future))
+            future = self._writer.submit(self._write_chunk, job, message, lines, elapsed_ms)
+            self._deferred.append((deferred_id, job.job_id, future))
             self._finishing.setdefault(job.job_id, []).append(deferred_id)
 
-    def _record_chunk(self, job: JobRecord, message: ChunkMessage, lines: list[dict[str, Any]], ms: float) -> None:
-        """Lines first, then the count: a counted chunk always has its lines."""
+    def _write_chunk(self, job: JobRecord, message: ChunkMessage, lines: list[dict[str, Any]], ms: float) -> ChunkCount:
+        """A chunk's lines, and what to count once they are written (a counted chunk always has its lines)."""
         start = time.perf_counter()
         self._put_lines(self._part(job, message.chunk_id), lines)
         if job.status is JobStatus.QUEUED and job.job_id not in self._marked_running:
             self.store.mark_running(job.job_id)
             self._marked_running.add(job.job_id)
         succeeded = sum(1 for line in lines if line["status"] == "ok")
-        self.store.count_chunk(job.job_id, message.chunk_id, succeeded=succeeded, failed=len(lines) - succeeded)
         _log.info(
-            "chunk %s of job %s: %d images, %d failed, %.0f ms reading and inference, %.0f ms recording",
+            "chunk %s of job %s: %d images, %d failed, %.0f ms reading and inference, %.0f ms writing its lines",
             message.chunk_id,
             job.job_id,
             len(lines),
@@ -179,6 +194,26 @@ class Worker:
             ms,
             (time.perf_counter() - start) * 1000.0,
         )
+        return ChunkCount(message.chunk_id, succeeded=succeeded, failed=len(lines) - succeeded)
+
+    def _count(self, job_id: str, chunks: list[tuple[str, ChunkCount]]) -> list[str]:
+        """Count chunks of a job whose lines are written: in one transaction, or one by one when some of them
+        were counted already (a message delivered twice); the ids of the messages that could not be counted."""
+        unique = list({count.chunk: count for _, count in chunks}.values())  # a message delivered twice at once
+        try:
+            if len(unique) > 1 and self.store.count_chunks(job_id, unique):
+                return []
+        except Exception as error:  # noqa: BLE001 - whatever it was, these messages must come back
+            _log.error("counting %d chunks of job %s failed: %r", len(chunks), job_id, error)
+            return [deferred_id for deferred_id, _ in chunks]
+        failed = []
+        for deferred_id, count in chunks:
+            try:
+                self.store.count_chunk(job_id, count.chunk, succeeded=count.succeeded, failed=count.failed)
+            except Exception as error:  # noqa: BLE001
+                _log.error("counting the results of message %s failed: %r", deferred_id, error)
+                failed.append(deferred_id)
+        return failed
 
     def infer(self, model: LoadedModel, parameters: dict[str, Any], items: Sequence[WorkItem]) -> list[dict[str, Any]]:
         """One result line per item, in order; the readable images run as one batch."""
