@@ -2,9 +2,10 @@
 images cost on Lambda.
 
 1. In process: the images, in chunks of 8 (one ONNX batch each, as a work message), through
-   `lambda_vision.pipeline.Pipeline` with one inference thread: milliseconds per image. One round right
-   before each local job, while the stack is idle: each job is compared with the minutes it ran in (the
-   machine's speed drifts by 10-30% over minutes), and the median of five such ratios is the figure.
+   `lambda_vision.pipeline.Pipeline` with one inference thread: milliseconds per image. A round right
+   before and right after each local job, while the stack is idle: each job is compared with the mean of the
+   rounds on either side of it, the minutes it ran in (the machine's speed drifts by 10-30% over minutes), and
+   the median of five such ratios is the figure.
 2. A local job: `samlocal start-api` on template.yaml (local S3, SQS and DynamoDB; the planner and worker
    functions driven by their SQS event sources), the images uploaded under a prefix, POST /jobs, then
    GET /jobs/{id} until it is final, with 1, 2 and 4 worker environments (five jobs on the same
@@ -50,7 +51,7 @@ from lambda_vision.settings import Settings  # noqa: E402
 from samlocal.testing import LocalApi  # noqa: E402
 
 TARGET_RATIO = 1.15
-ROUNDS = 5  # pairs of an in-process round and a local job, per setting
+ROUNDS = 5  # local jobs per setting, each between two in-process rounds
 CHUNK = 8  # images per work message (JOBS_CHUNK_SIZE)
 BATCH_SIZE = 10  # work messages per worker invocation (WorkerBatchSize, its default)
 REPORT = re.compile(r"^\[WorkerFunction\] REPORT RequestId: \S+\s+Duration: ([\d.]+) ms", re.MULTILINE)
@@ -99,12 +100,12 @@ class InProcess:
 
 @dataclass
 class Figures:
-    """Of one local job setting, round by round: each job beside the in-process round run just before it."""
+    """Of one local job setting, round by round: each job beside the in-process rounds run either side of it."""
 
     rates: list[float] = field(default_factory=list)  # images per second
     billed_ms: list[float] = field(default_factory=list)  # the worker's billed milliseconds per image
     cpu_ms: list[float] = field(default_factory=list)  # the worker processes' CPU milliseconds per image
-    in_process_ms: list[float] = field(default_factory=list)
+    in_process_ms: list[float] = field(default_factory=list)  # the mean of the rounds before and after
     in_process_cpu_ms: list[float] = field(default_factory=list)
 
     @property
@@ -117,7 +118,7 @@ class Figures:
 
 
 def paired_ratio(job: list[float], in_process: list[float]) -> float:
-    """The median of the rounds' ratios: each job against the in-process round of the minutes it ran in."""
+    """The median of the rounds' ratios: each job against the in-process rounds of the minutes it ran in."""
     return statistics.median(mine / theirs for mine, theirs in zip(job, in_process, strict=True))
 
 
@@ -139,8 +140,8 @@ def worker_cpu_seconds(api: LocalApi) -> float:
 
 def local_job(data: list[bytes], workers: int, folder: Path, in_process: InProcess) -> Figures:
     """Images per second of each of ROUNDS jobs, the worker's billed milliseconds per image and its CPU ms per
-    image; a round of the in-process pipeline before each job, while the stack is idle, so that both sides of
-    each ratio come from the same minutes of a machine whose speed drifts."""
+    image; a round of the in-process pipeline before and after each job, while the stack is idle, so that both
+    sides of each ratio come from the same minutes of a machine whose speed drifts."""
     log = folder / f"console-{workers}.log"
     overrides = f"WorkerBatchSize={BATCH_SIZE} WorkerMaxConcurrency={max(2, workers)}"
     api = LocalApi(
@@ -160,10 +161,8 @@ def local_job(data: list[bytes], workers: int, folder: Path, in_process: InProce
         warm = run_job(api, {"input": [f"s3://{bucket}/bench/{index:05d}.jpg" for index in range(CHUNK * workers)]})
         assert warm["status"] == "succeeded", warm
         figures = Figures()
+        previous = in_process.round()
         for _ in range(ROUNDS):
-            ms, cpu = in_process.round()
-            figures.in_process_ms.append(ms)
-            figures.in_process_cpu_ms.append(cpu)
             before = len(REPORT.findall(api.output()))
             cpu_before = worker_cpu_seconds(api)
             document = run_job(api, {"input": f"s3://{bucket}/bench/"})
@@ -174,6 +173,10 @@ def local_job(data: list[bytes], workers: int, folder: Path, in_process: InProce
             durations = [float(ms) for ms in REPORT.findall(api.output())[before:]]
             figures.billed_ms.append(sum(durations) / len(data))
             figures.rates.append(len(data) / elapsed)
+            after = in_process.round()
+            figures.in_process_ms.append((previous[0] + after[0]) / 2)
+            figures.in_process_cpu_ms.append((previous[1] + after[1]) / 2)
+            previous = after
         return figures
     finally:
         api.close()
@@ -263,7 +266,7 @@ def main() -> int:
     ratio = single.billed_ratio
     print(
         "\nEach figure is the median of the setting's rounds; each ratio the median of the rounds' own ratios (a job "
-        "against\nthe in-process round run just before it, while the stack was idle)."
+        "against\nthe mean of the in-process rounds run just before and just after it, while the stack was idle)."
     )
     verdict = "OK" if ratio <= TARGET_RATIO else "OVER"
     print(
