@@ -22,7 +22,7 @@ from botocore.config import Config
 
 from lambda_vision.fetch import FetchPolicy, UrlFetcher
 from lambda_vision.jobs.config import JobSettings
-from lambda_vision.jobs.objects import ObjectReader
+from lambda_vision.jobs.objects import ObjectReader, ObjectWriter
 from lambda_vision.jobs.store import JobStore
 from lambda_vision.jobs.webhooks import WebhookSender
 from lambda_vision.jobs.worker import Worker
@@ -45,12 +45,14 @@ logger = Logger()
 copy_config_to_registered_loggers(source_logger=logger, include={"lambda_vision"})
 fetcher = UrlFetcher(FetchPolicy.from_settings(settings))
 session = boto3.Session()
-# Signature Version 4 for every request, and for the URLs the reader presigns (objects.py).
+# Signature Version 4 for every request, and for the URLs the reader and writer presign (objects.py), with the
+# credentials the client signs with.
 s3 = session.client("s3", config=Config(signature_version="s3v4"))
+credentials = session.get_credentials()
 worker = Worker(
     job_settings,
     JobStore(session.resource("dynamodb").Table(job_settings.table), job_settings.retention_days),
-    s3=s3,
+    writer=ObjectWriter(s3, timeout=settings.url_timeout, credentials=credentials),
     models=ModelStore(ModelRegistry.load(settings.models_config_path), settings),
     pipeline=Pipeline(fetcher, settings.max_image_pixels),
     webhooks=WebhookSender(
@@ -60,9 +62,7 @@ worker = Worker(
         job_settings.webhook_backoff_seconds,
         timeout_seconds=settings.url_timeout,
     ),
-    reader=ObjectReader(
-        s3, settings.url_max_bytes, timeout=settings.url_timeout, credentials=session.get_credentials()
-    ),
+    reader=ObjectReader(s3, settings.url_max_bytes, timeout=settings.url_timeout, credentials=credentials),
 )
 processor = BatchProcessor(event_type=EventType.SQS)
 

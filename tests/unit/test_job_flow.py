@@ -22,7 +22,7 @@ from lambda_vision.fetch import FetchPolicy, UrlFetcher
 from lambda_vision.jobs.config import JobSettings
 from lambda_vision.jobs.locations import parse_locations
 from lambda_vision.jobs.messages import ChunkMessage, PlanMessage, decode
-from lambda_vision.jobs.objects import ObjectReader
+from lambda_vision.jobs.objects import ObjectReader, ObjectWriter
 from lambda_vision.jobs.planner import Planner
 from lambda_vision.jobs.service import JobService
 from lambda_vision.jobs.store import JobStatus, JobStore
@@ -82,7 +82,7 @@ class Stack:
         self.worker = Worker(
             self.settings,
             self.store,
-            s3=self.s3,
+            writer=ObjectWriter(self.s3),
             models=ModelStore(registry, settings),
             pipeline=Pipeline(fetcher, settings.max_image_pixels),
             webhooks=WebhookSender(fetcher, SECRET, attempts=4, backoff_seconds=0.01),

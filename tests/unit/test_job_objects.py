@@ -18,7 +18,7 @@ from botocore.credentials import Credentials
 
 from lambda_vision.errors import ErrorCode, InputError
 from lambda_vision.jobs.locations import S3Location
-from lambda_vision.jobs.objects import ObjectReader, ObjectReadError, Presigner
+from lambda_vision.jobs.objects import ObjectReader, ObjectReadError, ObjectWriteError, ObjectWriter, Presigner
 
 BUCKET = "images-bucket"
 MAX_BYTES = 1000
@@ -71,6 +71,12 @@ def same_second(make: Any) -> tuple[str, str]:
     raise AssertionError("never signed within one second")
 
 
+def client_url(s3: Any, key: str, method: str) -> str:
+    operation = {"GET": "get_object", "PUT": "put_object"}[method]
+    url: str = s3.generate_presigned_url(operation, Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=300)
+    return url
+
+
 @pytest.mark.parametrize(
     "endpoint,region,token",
     [
@@ -79,20 +85,20 @@ def same_second(make: Any) -> tuple[str, str]:
         ("http://127.0.0.1:4566", "us-east-1", None),
     ],
 )
-def test_the_presigner_signs_every_key_as_the_client_does(endpoint: str | None, region: str, token: str | None) -> None:
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+def test_the_presigner_signs_every_key_as_the_client_does(
+    endpoint: str | None, region: str, token: str | None, method: str
+) -> None:
     s3 = s3_client(endpoint, region, token)
     presigner = Presigner(s3, credentials_of(s3))
 
     for key in TRICKY_KEYS:
         location = S3Location(BUCKET, key)
         mine, clients = same_second(
-            lambda location=location: (
-                presigner.url(location),
-                s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": location.key}, ExpiresIn=300),
-            )
+            lambda location=location: (presigner.url(location, method), client_url(s3, location.key, method))
         )
         assert mine == clients
-    assert presigner._bases[BUCKET] is not None, "signed without the client's pipeline"
+    assert presigner._bases[BUCKET, method] is not None, "signed without the client's pipeline"
 
 
 def test_with_other_credentials_than_the_client_s_the_client_signs() -> None:
@@ -100,14 +106,11 @@ def test_with_other_credentials_than_the_client_s_the_client_signs() -> None:
     presigner = Presigner(s3, Credentials("another-key", "another-secret"))
 
     mine, clients = same_second(
-        lambda: (
-            presigner.url(S3Location(BUCKET, "cat.jpg")),
-            s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "cat.jpg"}, ExpiresIn=300),
-        )
+        lambda: (presigner.url(S3Location(BUCKET, "cat.jpg")), client_url(s3, "cat.jpg", "GET"))
     )
 
     assert mine == clients and "another-key" not in mine
-    assert presigner._bases[BUCKET] is None
+    assert presigner._bases[BUCKET, "GET"] is None
 
 
 def test_keys_with_any_characters_are_read(moto_s3: Any) -> None:
@@ -137,10 +140,17 @@ def test_a_missing_bucket_is_not_found(moto_s3: Any) -> None:
 
 
 class FakeS3(BaseHTTPRequestHandler):
-    """Answers each GET with the next of `answers` (status, body); the last one is repeated."""
+    """Answers each GET or PUT with the next of `answers` (status, body); the last one is repeated. Keeps the
+    path of each request, and of each PUT its content type and body."""
 
     answers: ClassVar[list[tuple[int, bytes]]] = []
     paths: ClassVar[list[str]] = []
+    puts: ClassVar[list[tuple[str, bytes]]] = []
+
+    def do_PUT(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).puts.append((self.headers["Content-Type"], body))
+        self.do_GET()
 
     def do_GET(self) -> None:
         type(self).paths.append(self.path)
@@ -172,7 +182,7 @@ def serving(handler: type[H]) -> Iterator[tuple[Any, type[H]]]:
 
 @pytest.fixture
 def fake_s3() -> Iterator[tuple[Any, type[FakeS3]]]:
-    handler: type[FakeS3] = type("Answers", (FakeS3,), {"answers": [], "paths": []})
+    handler: type[FakeS3] = type("Answers", (FakeS3,), {"answers": [], "paths": [], "puts": []})
     with serving(handler) as served:
         yield served
 
@@ -353,3 +363,54 @@ def test_reads_run_ahead_by_a_bounded_number_of_objects(kept_s3: tuple[Any, type
     )
     assert reader.read(chunks[3]) + reader.read(chunks[4]) == [b"image"] * 6
     assert len(server.paths) == 15, "every object read once"
+
+
+# Writing result objects
+
+
+def writer(s3: Any) -> ObjectWriter:
+    return ObjectWriter(s3, timeout=5.0, credentials=credentials_of(s3))
+
+
+def test_objects_are_written_with_their_content_type(moto_s3: Any) -> None:
+    for key in TRICKY_KEYS:
+        writer(moto_s3).write(S3Location(BUCKET, f"out/{key}"), b'{"key":"a"}\n', "application/x-ndjson")
+
+    for key in TRICKY_KEYS:
+        written = moto_s3.get_object(Bucket=BUCKET, Key=f"out/{key}")
+        assert written["Body"].read() == b'{"key":"a"}\n'
+        assert written["ContentType"] == "application/x-ndjson"
+
+
+def test_a_write_is_a_signed_put_retried_through_throttles(fake_s3: tuple[Any, type[FakeS3]]) -> None:
+    s3, server = fake_s3
+    server.answers[:] = [(503, error_body("SlowDown")), (200, b"")]
+
+    writer(s3).write(S3Location(BUCKET, "results/part-1.jsonl"), b"line\n", "application/x-ndjson")
+
+    assert [path.split("?")[0] for path in server.paths] == [f"/{BUCKET}/results/part-1.jsonl"] * 2
+    assert "X-Amz-Signature=" in server.paths[0]
+    assert server.puts == [("application/x-ndjson", b"line\n")] * 2
+
+
+def test_a_refused_write_says_what_s3_answered_never_the_url(fake_s3: tuple[Any, type[FakeS3]]) -> None:
+    s3, server = fake_s3
+    server.answers[:] = [(403, error_body("AccessDenied"))]
+
+    with pytest.raises(ObjectWriteError) as refused:
+        writer(s3).write(S3Location(BUCKET, "results/part-1.jsonl"), b"line\n", "application/x-ndjson")
+
+    assert str(refused.value) == f"writing s3://{BUCKET}/results/part-1.jsonl: S3 answered 403 AccessDenied"
+    assert len(server.paths) == 1, "a refusal is not retried"
+
+
+def test_a_write_to_an_unreachable_s3_fails_without_the_url() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+
+    with pytest.raises(ObjectWriteError) as failed:
+        writer(s3_client(f"http://127.0.0.1:{port}")).write(S3Location(BUCKET, "r.jsonl"), b"x", "application/json")
+
+    assert str(failed.value).startswith(f"writing s3://{BUCKET}/r.jsonl: the connection to S3 failed (")
+    assert "Signature" not in str(failed.value)

@@ -1,22 +1,25 @@
-"""Reading input images from S3: several at a time, each failure an `InputError` for that image.
+"""Reading input images from S3 (several at a time, each failure an `InputError` for that image) and writing
+result objects.
 
-Each object is read with a GET of a presigned URL (Signature Version 4, the function's credentials, a few minutes
-of validity), on a connection that each reading thread keeps open to S3, retried with backoff when S3 answers
-500, 502, 503 (SlowDown) or 504, or the connection breaks. boto3's `get_object` spends about four milliseconds
-of CPU per call on this path (its event hooks, user agent, response parsing), and a urllib3 pool about one (it
-parses and re-encodes the long presigned URL character by character, twice): a twentieth of an image's
-inference. The GET itself is what http.client does; the URLs are signed by botocore's signer (see `Presigner`).
+Each object is read with a GET, and written with a PUT, of a presigned URL (Signature Version 4, the function's
+credentials, a few minutes of validity), on a connection that each thread keeps open to S3, retried with backoff
+when S3 answers 500, 502, 503 (SlowDown) or 504, or the connection breaks. boto3's `get_object` spends about
+four milliseconds of CPU per call on this path (its event hooks, user agent, response parsing), `put_object`
+about three, and a urllib3 pool about one (it parses and re-encodes the long presigned URL character by
+character, twice): a twentieth of an image's inference. The request itself is what http.client does; the URLs
+are signed by botocore's signer (see `Presigner`).
 """
 
 from __future__ import annotations
 
+import functools
 import http.client
 import os
 import re
 import ssl
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
@@ -47,11 +50,16 @@ _ERROR_CODE = re.compile(rb"<Code>([^<]{1,64})</Code>")
 _ERROR_BODY_BYTES = 65536
 _Origin = tuple[str, str, int]
 _PROBE_KEY = "lambda-vision-probe"
+_OPERATIONS = {"GET": "get_object", "PUT": "put_object"}
 
 
 class ObjectReadError(Exception):
     """S3 answered a read with an error that is not about the object (a throttle that outlasted the retries,
     an expired credential): the message is delivered again."""
+
+
+class ObjectWriteError(Exception):
+    """S3 refused a result object, or could not be reached: the message is delivered again."""
 
 
 def _error_code(status: int, body: bytes) -> str:
@@ -67,71 +75,173 @@ def _too_large(location: S3Location, max_bytes: int) -> InputError:
     )
 
 
-def _broken(location: S3Location, error: Exception) -> InputError:
-    # Never the error's own text: it may quote the URL, whose query string is a signature.
-    return InputError(
-        ErrorCode.OBJECT_UNREADABLE,
-        f"{location.uri} could not be read: the connection to S3 failed ({type(error).__name__})",
-    )
-
-
 class Presigner:
-    """GET URLs of S3 objects, presigned exactly as the S3 client presigns them, at half its cost.
+    """URLs of S3 objects (GET and PUT), presigned exactly as the S3 client presigns them, at half its cost.
 
     The client's `generate_presigned_url` runs its whole request pipeline for each URL (endpoint rules,
     parameter validation, event hooks): about half a millisecond of CPU, twice the signature itself. Once per
-    bucket, the client presigns a probe key; when botocore's query-string signer, given the client's URL up to
-    the key, the same credentials and region, signs that key into the very same URL, the bucket's keys are signed
-    that way; otherwise (other credentials, a signing scheme the probe does not reproduce) the client signs
-    each of them."""
+    bucket and method, the client presigns a probe key; when botocore's query-string signer, given the client's
+    URL up to the key, the same credentials and region, signs that key into the very same URL, the bucket's keys
+    are signed that way; otherwise (other credentials, a signing scheme the probe does not reproduce) the client
+    signs each of them."""
 
     def __init__(self, s3: S3Client, credentials: Credentials | None) -> None:
+        # Unless the client was created with signature_version="s3v4", botocore presigns with Signature
+        # Version 2, which S3 refuses for buckets created since 2020.
+        probe = s3.generate_presigned_url("get_object", Params={"Bucket": "probe-bucket", "Key": "probe"})
+        if "X-Amz-Signature=" not in probe:
+            raise ValueError("the S3 client must be created with Config(signature_version='s3v4')")
         self.s3 = s3
         self.credentials = credentials
-        self._bases: dict[str, str | None] = {}  # bucket -> its URLs up to the key; None: the client signs
+        self._bases: dict[tuple[str, str], str | None] = {}  # (bucket, method) -> URLs up to the key; None: client
 
-    def url(self, location: S3Location) -> str:
-        if location.bucket not in self._bases:
-            self._bases[location.bucket] = self._base(location.bucket)
-        base = self._bases[location.bucket]
+    def url(self, location: S3Location, method: str = "GET") -> str:
+        which = (location.bucket, method)
+        if which not in self._bases:
+            self._bases[which] = self._base(location.bucket, method)
+        base = self._bases[which]
         if base is None or self.credentials is None:
-            return self._client_url(location.bucket, location.key)
-        return self._sign(base, location.key, self.credentials)
+            return self._client_url(location.bucket, location.key, method)
+        return self._sign(base, location.key, method, self.credentials)
 
-    def _client_url(self, bucket: str, key: str) -> str:
+    def _client_url(self, bucket: str, key: str, method: str) -> str:
         return self.s3.generate_presigned_url(
-            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=PRESIGNED_SECONDS
+            _OPERATIONS[method], Params={"Bucket": bucket, "Key": key}, ExpiresIn=PRESIGNED_SECONDS
         )
 
-    def _sign(self, base: str, key: str, credentials: Credentials) -> str:
+    def _sign(self, base: str, key: str, method: str, credentials: Credentials) -> str:
         # The key as the client puts it in the path (S3's greedy {Key+} label): "/" and "~" stay as they are.
-        request = AWSRequest(method="GET", url=base + percent_encode(key, safe="/~"))
+        request = AWSRequest(method=method, url=base + percent_encode(key, safe="/~"))
         signer = S3SigV4QueryAuth(
             credentials.get_frozen_credentials(), "s3", self.s3.meta.region_name, expires=PRESIGNED_SECONDS
         )
         signer.add_auth(request)
         return str(request.prepare().url)
 
-    def _base(self, bucket: str) -> str | None:
+    def _base(self, bucket: str, method: str) -> str | None:
         credentials = self.credentials
         if credentials is None:
             return None
         for _ in range(2):  # a second that ends between the two signatures changes X-Amz-Date: once more
-            expected = self._client_url(bucket, _PROBE_KEY)
+            expected = self._client_url(bucket, _PROBE_KEY, method)
             parts = urlsplit(expected)
             if not parts.path.endswith("/" + _PROBE_KEY):
                 return None
             base = urlunsplit((parts.scheme, parts.netloc, parts.path[: -len(_PROBE_KEY)], "", ""))
-            if self._sign(base, _PROBE_KEY, credentials) == expected:
+            if self._sign(base, _PROBE_KEY, method, credentials) == expected:
                 return base
         return None
 
 
 class _Connections(threading.local):
-    """The connections a reading thread keeps open, one per S3 origin (scheme, host, port)."""
+    """The connections a thread keeps open, one per S3 origin (scheme, host, port)."""
 
     def __init__(self) -> None:
         self.open: dict[_Origin, http.client.HTTPConnection] = {}
+
+
+class _ConnectionFailedError(Exception):
+    """Every attempt to reach S3 failed; `cause` is the last error (never shown: it may quote the URL)."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(type(cause).__name__)
+        self.cause = cause
+
+
+class SignedRequests:
+    """Requests to S3 with presigned URLs, on connections each thread keeps open, retried with backoff when S3
+    answers 500, 502, 503 (SlowDown) or 504 or the connection fails, and at once on a new connection when S3
+    had closed an idle one."""
+
+    def __init__(self, s3: S3Client, credentials: Credentials | None, timeout: float) -> None:
+        self.presigner = Presigner(s3, credentials)
+        self.region = s3.meta.region_name
+        self.timeout = timeout
+        self._connections = _Connections()
+        self._tls: ssl.SSLContext | None = None
+
+    def send(
+        self,
+        method: str,
+        location: S3Location,
+        read: Callable[[http.client.HTTPResponse], bytes],
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        """The status and what `read` took of the body of the last attempt; raises `BotoCoreError` when the URL
+        cannot be signed (no credentials, an invalid bucket name) and `_ConnectionFailedError`."""
+        parts = urlsplit(self.presigner.url(location, method))
+        origin = (parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+        target = f"{parts.path}?{parts.query}"
+        attempt, renewed = 0, False
+        while True:
+            connection = self._connection(origin)
+            kept = connection.sock is not None
+            try:
+                connection.request(method, target, body=body, headers=dict(headers or {}))
+                response = connection.getresponse()
+                try:
+                    data = read(response)
+                finally:
+                    if not response.isclosed():  # a body left unread: the connection can carry nothing more
+                        self._drop(origin)
+            except (OSError, http.client.HTTPException) as error:
+                self._drop(origin)
+                if kept and not renewed:
+                    renewed = True
+                    continue
+                if attempt == ATTEMPTS - 1:
+                    raise _ConnectionFailedError(error) from None
+            else:
+                if response.status not in _RETRIED_STATUSES or attempt == ATTEMPTS - 1:
+                    return response.status, data
+            attempt += 1
+            time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
+
+    def _connection(self, origin: _Origin) -> http.client.HTTPConnection:
+        connection = self._connections.open.get(origin)
+        if connection is None:
+            scheme, host, port = origin
+            if scheme == "https":
+                if self._tls is None:  # the CA bundle the SDK is told to trust, if any
+                    self._tls = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
+                connection = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._tls)
+            else:
+                connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
+            self._connections.open[origin] = connection
+        return connection
+
+    def _drop(self, origin: _Origin) -> None:
+        connection = self._connections.open.pop(origin, None)
+        if connection is not None:
+            connection.close()
+
+
+def _error_body(response: http.client.HTTPResponse) -> bytes:
+    return response.read(_ERROR_BODY_BYTES)
+
+
+class ObjectWriter:
+    """Writes result objects to S3 with presigned PUTs (what `SignedRequests` does): about a third of the CPU
+    of boto3's `put_object`."""
+
+    def __init__(self, s3: S3Client, *, timeout: float = 30.0, credentials: Credentials | None = None) -> None:
+        """`credentials`: those the S3 client signs with (its session's `get_credentials()`); without them,
+        the client presigns every URL itself."""
+        self.requests = SignedRequests(s3, credentials, timeout)
+
+    def write(self, location: S3Location, body: bytes, content_type: str) -> None:
+        """Raises `ObjectWriteError` when S3 refuses the object or cannot be reached."""
+        try:
+            status, answer = self.requests.send(
+                "PUT", location, _error_body, body=body, headers={"Content-Type": content_type}
+            )
+        except BotoCoreError as error:
+            raise ObjectWriteError(f"writing {location.uri}: {error}") from None
+        except _ConnectionFailedError as failure:
+            raise ObjectWriteError(f"writing {location.uri}: the connection to S3 failed ({failure})") from None
+        if status != 200:
+            raise ObjectWriteError(f"writing {location.uri}: S3 answered {status} {_error_code(status, answer)}")
 
 
 class ObjectReader:
@@ -153,17 +263,8 @@ class ObjectReader:
     ) -> None:
         """`credentials`: those the S3 client signs with (its session's `get_credentials()`); without them,
         the client presigns every URL itself."""
-        # Unless the client was created with signature_version="s3v4", botocore presigns with Signature
-        # Version 2, which S3 refuses for buckets created since 2020.
-        probe = s3.generate_presigned_url("get_object", Params={"Bucket": "probe-bucket", "Key": "probe"})
-        if "X-Amz-Signature=" not in probe:
-            raise ValueError("the S3 client must be created with Config(signature_version='s3v4')")
-        self.s3 = s3
-        self.presigner = Presigner(s3, credentials)
+        self.requests = SignedRequests(s3, credentials, timeout)
         self.max_bytes = max_bytes
-        self.timeout = timeout
-        self._connections = _Connections()
-        self._tls: ssl.SSLContext | None = None
         self.ahead = max(1, ahead)
         self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="s3-read")
         self._pending: dict[S3Location, Future[bytes | InputError]] = {}  # started, not yet asked for
@@ -178,10 +279,14 @@ class ObjectReader:
     def read_object(self, location: S3Location) -> bytes:
         """The object's bytes; raises `InputError` for what is the image's failure, `ObjectReadError` else."""
         try:
-            url = self.presigner.url(location)
+            status, data = self.requests.send("GET", location, functools.partial(self._body, location))
         except BotoCoreError as error:  # no credentials, an invalid bucket name
             raise InputError(ErrorCode.OBJECT_UNREADABLE, f"{location.uri} could not be read: {error}") from None
-        status, data = self._get(location, url)
+        except _ConnectionFailedError as failure:
+            raise InputError(
+                ErrorCode.OBJECT_UNREADABLE,
+                f"{location.uri} could not be read: the connection to S3 failed ({failure})",
+            ) from None
         if status != 200:
             code = _error_code(status, data)
             if code in _MISSING:
@@ -189,7 +294,7 @@ class ObjectReader:
             if code in _FORBIDDEN:
                 raise InputError(ErrorCode.OBJECT_UNREADABLE, f"{location.uri} may not be read by this stack")
             if code in _ELSEWHERE:
-                region = self.s3.meta.region_name
+                region = self.requests.region
                 raise InputError(
                     ErrorCode.OBJECT_UNREADABLE,
                     f"{location.uri} is in another AWS region than this stack ({region}); "
@@ -200,40 +305,9 @@ class ObjectReader:
             raise InputError(ErrorCode.IMAGE_EMPTY, f"{location.uri} is empty")
         return data
 
-    def _get(self, location: S3Location, url: str) -> tuple[int, bytes]:
-        """The status and body of a GET (a 200's body up to max_bytes); retried with backoff when S3 answers a
-        5xx or the connection fails, and at once on a new connection when S3 had closed the idle one."""
-        parts = urlsplit(url)
-        origin = (parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
-        target = f"{parts.path}?{parts.query}"
-        attempt, renewed = 0, False
-        while True:
-            connection = self._connection(origin)
-            kept = connection.sock is not None
-            try:
-                connection.request("GET", target)
-                response = connection.getresponse()
-                try:
-                    data = self._body(location, response)
-                finally:
-                    if not response.isclosed():  # a body left unread: the connection can carry nothing more
-                        self._drop(origin)
-            except (OSError, http.client.HTTPException) as error:
-                self._drop(origin)
-                if kept and not renewed:
-                    renewed = True
-                    continue
-                if attempt == ATTEMPTS - 1:
-                    raise _broken(location, error) from None
-            else:
-                if response.status not in _RETRIED_STATUSES or attempt == ATTEMPTS - 1:
-                    return response.status, data
-            attempt += 1
-            time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
-
     def _body(self, location: S3Location, response: http.client.HTTPResponse) -> bytes:
         if response.status != 200:
-            return response.read(_ERROR_BODY_BYTES)
+            return _error_body(response)
         length = response.getheader("Content-Length", "")
         if length.isdigit() and int(length) > self.max_bytes:
             raise _too_large(location, self.max_bytes)
@@ -241,24 +315,6 @@ class ObjectReader:
         if len(data) > self.max_bytes:
             raise _too_large(location, self.max_bytes)
         return data
-
-    def _connection(self, origin: _Origin) -> http.client.HTTPConnection:
-        connection = self._connections.open.get(origin)
-        if connection is None:
-            scheme, host, port = origin
-            if scheme == "https":
-                if self._tls is None:  # the CA bundle the SDK is told to trust, if any
-                    self._tls = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
-                connection = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._tls)
-            else:
-                connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
-            self._connections.open[origin] = connection
-        return connection
-
-    def _drop(self, origin: _Origin) -> None:
-        connection = self._connections.open.pop(origin, None)
-        if connection is not None:
-            connection.close()
 
     def prefetch(self, locations: Sequence[S3Location]) -> None:
         self._named.update(dict.fromkeys(locations))

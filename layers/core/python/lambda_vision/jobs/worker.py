@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lambda_vision.errors import ErrorCode, InputError
 from lambda_vision.inputs import ImageInput
@@ -29,7 +29,7 @@ from lambda_vision.jobs.messages import (
     WorkItem,
     decode,
 )
-from lambda_vision.jobs.objects import ObjectReader
+from lambda_vision.jobs.objects import ObjectReader, ObjectWriter
 from lambda_vision.jobs.store import (
     MAX_CHUNKS_PER_TRANSACTION,
     ChunkCount,
@@ -43,9 +43,6 @@ from lambda_vision.models import LoadedModel, ModelStore
 from lambda_vision.pipeline import DetectionParameters, ImageResult, Pipeline
 from lambda_vision.registry import Task
 
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-
 _log = logging.getLogger(__name__)
 # How long a webhook lease lasts when the invocation's own deadline is not known (outside Lambda).
 DEFAULT_LEASE_SECONDS = 60.0
@@ -57,7 +54,7 @@ class Worker:
         settings: JobSettings,
         store: JobStore,
         *,
-        s3: S3Client,
+        writer: ObjectWriter,
         models: ModelStore,
         pipeline: Pipeline,
         webhooks: WebhookSender,
@@ -65,7 +62,7 @@ class Worker:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.s3 = s3
+        self.writer = writer
         self.models = models
         self.pipeline = pipeline
         self.webhooks = Webhooks(store, webhooks)
@@ -327,13 +324,11 @@ class Worker:
         return results.part_location(S3Location.parse(job.output), chunk)
 
     def _put_lines(self, location: S3Location, lines: list[dict[str, Any]]) -> None:
-        self.s3.put_object(
-            Bucket=location.bucket, Key=location.key, Body=results.json_lines(lines), ContentType=results.CONTENT_TYPE
-        )
+        self.writer.write(location, results.json_lines(lines), results.CONTENT_TYPE)
 
     def _put_json(self, location: S3Location, document: dict[str, Any]) -> None:
         body = json.dumps(document, separators=(",", ":")).encode("utf-8")
-        self.s3.put_object(Bucket=location.bucket, Key=location.key, Body=body, ContentType="application/json")
+        self.writer.write(location, body, "application/json")
 
 
 _DEAD_LETTER_MESSAGE = (
