@@ -25,7 +25,7 @@ from lambda_vision.jobs.messages import ChunkMessage, PlanMessage, decode
 from lambda_vision.jobs.objects import ObjectReader, ObjectWriter
 from lambda_vision.jobs.planner import Planner
 from lambda_vision.jobs.service import JobService
-from lambda_vision.jobs.store import JobStatus, JobStore
+from lambda_vision.jobs.store import ChunkCount, Counted, JobStatus, JobStore
 from lambda_vision.jobs.webhooks import WebhookPendingError, WebhookSender, verify
 from lambda_vision.jobs.worker import Worker
 from lambda_vision.models import ModelStore
@@ -235,16 +235,52 @@ def test_a_batch_of_chunks_is_written_and_counted_as_the_worker_function_does(st
     assert stack.summary(final.output)["counts"] == {"total": 14, "succeeded": 14, "failed": 0, "skipped": 0}
 
 
+def chunk_messages(bodies: list[str]) -> list[ChunkMessage]:
+    messages = [decode(body) for body in bodies]
+    return [message for message in messages if isinstance(message, ChunkMessage)]
+
+
+def test_a_batch_that_leaves_images_to_count_does_not_end_the_job_and_the_last_one_does(stack: Stack) -> None:
+    job_id, bodies = planned_chunks(stack, 14)
+    first = sum(len(message.items) for message in chunk_messages(bodies[:3]))
+
+    assert stack.handle_batch(bodies[:3]) == []
+    running = stack.service.get(job_id)
+    assert (running.status, running.succeeded, running.pending) == (JobStatus.RUNNING, first, 14 - first)
+
+    assert stack.handle_batch(bodies[3:]) == []
+    final = stack.service.get(job_id)
+    assert (final.status, final.succeeded, final.pending) == (JobStatus.SUCCEEDED, 14, 0)
+    assert stack.summary(final.output)["status"] == "succeeded"
+
+
+def test_counting_chunks_at_once_says_whether_the_job_has_images_left(stack: Stack) -> None:
+    job_id, bodies = planned_chunks(stack, 6)  # chunks of 3, 3
+    first, second = (message.chunk_id for message in chunk_messages(bodies))
+
+    assert stack.store.count_chunks(job_id, [ChunkCount("0-a", succeeded=2)]) is Counted.IMAGES_LEFT
+    assert stack.store.count_chunks(job_id, [ChunkCount("0-a", succeeded=2), ChunkCount(first, failed=3)]) is (
+        Counted.ALREADY
+    )
+    assert stack.store.count_chunks(job_id, [ChunkCount(first, failed=3), ChunkCount("0-b", succeeded=1)]) is (
+        Counted.COUNTED
+    )
+    job = stack.store.get(job_id)
+    assert job is not None and (job.succeeded, job.failed, job.pending) == (3, 3, 0)
+    assert stack.store.count_chunks(job_id, [ChunkCount(second, succeeded=3)]) is Counted.COUNTED, "past the end"
+
+
 def test_a_chunk_counted_by_another_worker_meanwhile_is_not_counted_twice(stack: Stack) -> None:
     job_id, bodies = planned_chunks(stack, 9)
     stack.worker.begin(None)
-    stack.worker.prefetch(bodies)  # this batch's state: nothing counted yet
+    stack.worker.prefetch(bodies)
+    stack.worker.handle(bodies[0], deferred_id="0")  # by now, this batch's state is read: nothing counted
     raced = decode(bodies[1])
     assert isinstance(raced, ChunkMessage)
     # Its visibility timeout ran out: another worker processed and counted the same message.
     assert stack.store.count_chunk(job_id, raced.chunk_id, succeeded=len(raced.items))
 
-    for position, body in enumerate(bodies):
+    for position, body in enumerate(bodies[1:], start=1):
         stack.worker.handle(body, deferred_id=str(position))
     assert stack.worker.flush() == []
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
@@ -238,6 +238,14 @@ _BATCH_GET_LIMIT = 100  # keys per BatchGetItem
 MAX_CHUNKS_PER_TRANSACTION = 99  # DynamoDB's limit of 100 actions: the chunks' markers and the job's update
 
 
+class Counted(Enum):
+    """What counting several chunks at once did."""
+
+    IMAGES_LEFT = "images left"  # counted, and the job has images left to count: it did not end with them
+    COUNTED = "counted"  # counted; they may have been the last images of the job
+    ALREADY = "already"  # nothing counted: one of them was counted before (or the job is gone)
+
+
 @dataclass(frozen=True)
 class ChunkCount:
     """A chunk's outcome, to be counted once."""
@@ -337,23 +345,41 @@ class JobStore:
             names=None,
         )
 
-    def count_chunks(self, job_id: str, counts: Sequence[ChunkCount]) -> bool:
+    def count_chunks(self, job_id: str, counts: Sequence[ChunkCount]) -> Counted:
         """Add the outcomes of several chunks (at most MAX_CHUNKS_PER_TRANSACTION) to the counters in one
-        transaction: all of them, or none when any of them was counted already (False: count them one by one)."""
+        transaction: all of them, or none when any of them was counted already (then count them one by one).
+
+        The first attempt also asks that the job have images left to count after these: when it does, the
+        job cannot have ended with them and nobody needs to read it to find out (IMAGES_LEFT). The chunks that
+        bring it to its end are counted by a second attempt without that condition (COUNTED)."""
         if not 0 < len(counts) <= MAX_CHUNKS_PER_TRANSACTION:
             raise ValueError(f"1 to {MAX_CHUNKS_PER_TRANSACTION} chunks per transaction, not {len(counts)}")
         succeeded = sum(count.succeeded for count in counts)
         failed = sum(count.failed for count in counts)
-        return self._transact(
-            job_id,
-            {
-                f"CHUNK#{count.chunk}": {"succeeded": count.succeeded, "failed": count.failed, "skipped": 0}
-                for count in counts
-            },
-            update="ADD succeeded :s, failed :f, pending :p",
-            values={":s": succeeded, ":f": failed, ":p": -(succeeded + failed)},
-            names=None,
-        )
+        markers = {
+            f"CHUNK#{count.chunk}": {"succeeded": count.succeeded, "failed": count.failed, "skipped": 0}
+            for count in counts
+        }
+        update = "ADD succeeded :s, failed :f, pending :p"
+        values = {":s": succeeded, ":f": failed, ":p": -(succeeded + failed)}
+        try:
+            self._write_transaction(
+                job_id,
+                markers,
+                update=update,
+                values={**values, ":images": succeeded + failed},
+                names=None,
+                condition="attribute_exists(pk) AND pending > :images",
+            )
+            return Counted.IMAGES_LEFT
+        except ClientError as error:
+            if not _conditional_failure(error):
+                raise
+            reasons = error.response.get("CancellationReasons", [])
+            if not reasons or any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons[:-1]):
+                return Counted.ALREADY  # a marker existed (or the answer does not say which condition failed)
+        counted = self._transact(job_id, markers, update=update, values=values, names=None)
+        return Counted.COUNTED if counted else Counted.ALREADY
 
     def _transact(
         self,
@@ -365,33 +391,47 @@ class JobStore:
         names: dict[str, str] | None,
     ) -> bool:
         """New marker items and the job's update, all or nothing; False when a marker existed already."""
+        try:
+            self._write_transaction(job_id, markers, update=update, values=values, names=names)
+        except ClientError as error:
+            if _conditional_failure(error):
+                return False
+            raise
+        return True
+
+    def _write_transaction(
+        self,
+        job_id: str,
+        markers: dict[str, dict[str, Any]],
+        *,
+        update: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None,
+        condition: str = "attribute_exists(pk)",
+    ) -> None:
+        """The marker items, each new, and the job's update under `condition`, as one transaction (the update
+        last: the last of the cancellation reasons is its own)."""
         expires = self._expires()
         job_update: dict[str, Any] = {
             "TableName": self.table.name,
             "Key": _key(job_id),
             "UpdateExpression": update,
             "ExpressionAttributeValues": values,
-            "ConditionExpression": "attribute_exists(pk)",
+            "ConditionExpression": condition,
         }
         if names:
             job_update["ExpressionAttributeNames"] = names
-        try:
-            puts: list[Any] = [
-                {
-                    "Put": {
-                        "TableName": self.table.name,
-                        "Item": {**_key(job_id, marker), **fields, "expires_at": expires},
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
+        puts: list[Any] = [
+            {
+                "Put": {
+                    "TableName": self.table.name,
+                    "Item": {**_key(job_id, marker), **fields, "expires_at": expires},
+                    "ConditionExpression": "attribute_not_exists(pk)",
                 }
-                for marker, fields in markers.items()
-            ]
-            self.table.meta.client.transact_write_items(TransactItems=[*puts, {"Update": cast(Any, job_update)}])
-        except ClientError as error:
-            if _conditional_failure(error):
-                return False
-            raise
-        return True
+            }
+            for marker, fields in markers.items()
+        ]
+        self.table.meta.client.transact_write_items(TransactItems=[*puts, {"Update": cast(Any, job_update)}])
 
     def mark_running(self, job_id: str) -> None:
         self._conditional_update(

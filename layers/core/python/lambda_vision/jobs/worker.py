@@ -34,6 +34,7 @@ from lambda_vision.jobs.store import (
     MAX_CHUNKS_PER_TRANSACTION,
     ChunkCount,
     ChunkStates,
+    Counted,
     JobRecord,
     JobStatus,
     JobStore,
@@ -118,8 +119,8 @@ class Worker:
 
     def flush(self) -> list[str]:
         """Wait for the deferred writes, count the chunks written (one transaction per job), then finish each
-        job they counted into (once per job, not per chunk); the ids of the messages whose results, or whose
-        job's end, could not be recorded."""
+        job that may have ended with them (once per job, not per chunk; a job with images left to count is not
+        even read); the ids of the messages whose results, or whose job's end, could not be recorded."""
         failed = []
         written: dict[str, list[tuple[str, ChunkCount]]] = {}  # job id -> its chunks written, by message
         for deferred_id, job_id, future in self._deferred:
@@ -129,10 +130,16 @@ class Worker:
                 failed.append(deferred_id)
             else:
                 written.setdefault(job_id, []).append((deferred_id, future.result()))
+        ended = set()  # the jobs that may have ended with these chunks
         for job_id, chunks in written.items():
             for start in range(0, len(chunks), MAX_CHUNKS_PER_TRANSACTION):
-                failed += self._count(job_id, chunks[start : start + MAX_CHUNKS_PER_TRANSACTION])
+                not_counted, may_have_ended = self._count(job_id, chunks[start : start + MAX_CHUNKS_PER_TRANSACTION])
+                failed += not_counted
+                if may_have_ended:
+                    ended.add(job_id)
         for job_id, deferred_ids in self._finishing.items():
+            if job_id not in ended:
+                continue
             try:
                 self.complete(job_id)
             except Exception as error:  # noqa: BLE001 - whatever it was, these messages must come back
@@ -193,16 +200,18 @@ class Worker:
         )
         return ChunkCount(message.chunk_id, succeeded=succeeded, failed=len(lines) - succeeded)
 
-    def _count(self, job_id: str, chunks: list[tuple[str, ChunkCount]]) -> list[str]:
+    def _count(self, job_id: str, chunks: list[tuple[str, ChunkCount]]) -> tuple[list[str], bool]:
         """Count chunks of a job whose lines are written: in one transaction, or one by one when some of them
-        were counted already (a message delivered twice); the ids of the messages that could not be counted."""
+        were counted already (a message delivered twice). The ids of the messages that could not be counted,
+        and whether the job may have ended with these chunks."""
         unique = list({count.chunk: count for _, count in chunks}.values())  # a message delivered twice at once
         try:
-            if len(unique) > 1 and self.store.count_chunks(job_id, unique):
-                return []
+            counted = self.store.count_chunks(job_id, unique)
         except Exception as error:  # noqa: BLE001 - whatever it was, these messages must come back
             _log.error("counting %d chunks of job %s failed: %r", len(chunks), job_id, error)
-            return [deferred_id for deferred_id, _ in chunks]
+            return [deferred_id for deferred_id, _ in chunks], False
+        if counted is not Counted.ALREADY:
+            return [], counted is Counted.COUNTED
         failed = []
         for deferred_id, count in chunks:
             try:
@@ -210,7 +219,7 @@ class Worker:
             except Exception as error:  # noqa: BLE001
                 _log.error("counting the results of message %s failed: %r", deferred_id, error)
                 failed.append(deferred_id)
-        return failed
+        return failed, True
 
     def infer(self, model: LoadedModel, parameters: dict[str, Any], items: Sequence[WorkItem]) -> list[dict[str, Any]]:
         """One result line per item, in order; the readable images run as one batch."""
