@@ -103,19 +103,23 @@ class Worker:
     def prefetch(self, bodies: Sequence[str]) -> None:
         """Start reading the state of a batch of work messages (their jobs and chunk markers, one round trip)
         and their images (in their order) before processing them."""
-        chunks = []
+        messages = []
         for body in bodies:
             try:
                 message = decode(body)
             except MessageError:
                 continue
             if isinstance(message, ChunkMessage):
-                chunks.append((message.job_id, message.chunk_id))
-                locations = [item.s3 for item in message.items if item.s3 is not None]
-                self.reader.prefetch([location for location in locations if self.settings.policy.may_read(location)])
-        if chunks:
-            self._states = self._writer.submit(self.store.get_chunk_states, chunks)
-            self._state_keys = set(chunks)
+                messages.append(message)
+        if not messages:
+            return
+        # The state first: the first message waits for it, and the images' reads would hold it up.
+        chunks = [(message.job_id, message.chunk_id) for message in messages]
+        self._states = self._writer.submit(self.store.get_chunk_states, chunks)
+        self._state_keys = set(chunks)
+        for message in messages:
+            locations = [item.s3 for item in message.items if item.s3 is not None]
+            self.reader.prefetch([location for location in locations if self.settings.policy.may_read(location)])
 
     def flush(self) -> list[str]:
         """Wait for the deferred writes, count the chunks written (one transaction per job), then finish each
