@@ -324,26 +324,28 @@ class JobStore:
 
     def add_page(self, job_id: str, page: int, images: int, last: bool) -> bool:
         """Count the images of a listed page into total and pending, once per page; whether it was new."""
-        return self._transact(
+        refused = self._transact(
             job_id,
             {f"PAGE#{page}": {"images": images}},
             update="SET planning_done = :last ADD #total :n, pending :n",
             values={":n": images, ":last": last},
             names={"#total": "total"},
         )
+        return refused is None
 
     def count_chunk(
         self, job_id: str, chunk: str, *, succeeded: int = 0, failed: int = 0, skipped: int = 0, dead_lettered: int = 0
     ) -> bool:
         """Add a chunk's outcome to the counters, once per chunk; whether it was new."""
         images = succeeded + failed + skipped
-        return self._transact(
+        refused = self._transact(
             job_id,
             {f"CHUNK#{chunk}": {"succeeded": succeeded, "failed": failed, "skipped": skipped}},
             update="ADD succeeded :s, failed :f, skipped :k, dead_lettered :d, pending :p",
             values={":s": succeeded, ":f": failed, ":k": skipped, ":d": dead_lettered, ":p": -images},
             names=None,
         )
+        return refused is None
 
     def count_chunks(self, job_id: str, counts: Sequence[ChunkCount]) -> Counted:
         """Add the outcomes of several chunks (at most MAX_CHUNKS_PER_TRANSACTION) to the counters in one
@@ -362,23 +364,19 @@ class JobStore:
         }
         update = "ADD succeeded :s, failed :f, pending :p"
         values = {":s": succeeded, ":f": failed, ":p": -(succeeded + failed)}
-        try:
-            self._write_transaction(
-                job_id,
-                markers,
-                update=update,
-                values={**values, ":images": succeeded + failed},
-                names=None,
-                condition="attribute_exists(pk) AND pending > :images",
-            )
+        reasons = self._transact(
+            job_id,
+            markers,
+            update=update,
+            values={**values, ":images": succeeded + failed},
+            names=None,
+            condition="attribute_exists(pk) AND pending > :images",
+        )
+        if reasons is None:
             return Counted.IMAGES_LEFT
-        except ClientError as error:
-            if not _conditional_failure(error):
-                raise
-            reasons = error.response.get("CancellationReasons", [])
-            if not reasons or any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons[:-1]):
-                return Counted.ALREADY  # a marker existed (or the answer does not say which condition failed)
-        counted = self._transact(job_id, markers, update=update, values=values, names=None)
+        if not reasons or any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons[:-1]):
+            return Counted.ALREADY  # a marker existed (or the answer does not say which condition failed)
+        counted = self._transact(job_id, markers, update=update, values=values, names=None) is None
         return Counted.COUNTED if counted else Counted.ALREADY
 
     def _transact(
@@ -389,28 +387,11 @@ class JobStore:
         update: str,
         values: dict[str, Any],
         names: dict[str, str] | None,
-    ) -> bool:
-        """New marker items and the job's update, all or nothing; False when a marker existed already."""
-        try:
-            self._write_transaction(job_id, markers, update=update, values=values, names=names)
-        except ClientError as error:
-            if _conditional_failure(error):
-                return False
-            raise
-        return True
-
-    def _write_transaction(
-        self,
-        job_id: str,
-        markers: dict[str, dict[str, Any]],
-        *,
-        update: str,
-        values: dict[str, Any],
-        names: dict[str, str] | None,
         condition: str = "attribute_exists(pk)",
-    ) -> None:
-        """The marker items, each new, and the job's update under `condition`, as one transaction (the update
-        last: the last of the cancellation reasons is its own)."""
+    ) -> Sequence[Mapping[str, object]] | None:
+        """The marker items, each new, and the job's update under `condition`, as one transaction: None when
+        it was written, else the reasons DynamoDB gave for each item (the update's last; none when it gave
+        none) when a condition failed."""
         expires = self._expires()
         job_update: dict[str, Any] = {
             "TableName": self.table.name,
@@ -431,7 +412,13 @@ class JobStore:
             }
             for marker, fields in markers.items()
         ]
-        self.table.meta.client.transact_write_items(TransactItems=[*puts, {"Update": cast(Any, job_update)}])
+        try:
+            self.table.meta.client.transact_write_items(TransactItems=[*puts, {"Update": cast(Any, job_update)}])
+        except ClientError as error:
+            if _conditional_failure(error):
+                return error.response.get("CancellationReasons", [])
+            raise
+        return None
 
     def mark_running(self, job_id: str) -> None:
         self._conditional_update(
