@@ -207,9 +207,10 @@ def cost_table(worker_ms: float) -> str:
     # SQS: SendMessageBatch of 10 chunks, one ReceiveMessage and one DeleteMessageBatch per invocation.
     sqs_requests = chunks / 10 + 2 * invocations
     s3_cost = 1e6 * S3_GET + (chunks + 1e6 / 1000) * S3_PUT  # image reads; part objects and LIST pages
-    # Per invocation: one BatchGetItem (the job and each chunk's marker) and one read of the job to finish it;
-    # per chunk: a 2-item transaction (2 write units each).
-    dynamodb_cost = chunks * 4 * DYNAMODB_WRITE + invocations * (2 + BATCH_SIZE) * DYNAMODB_READ
+    # Per invocation: one BatchGetItem (the job and each chunk's marker) and one transaction that writes each
+    # chunk's marker and updates the job's counters (2 write units per item of a transaction); the job's own
+    # end (one more read and write) is left out.
+    dynamodb_cost = (chunks + invocations) * 2 * DYNAMODB_WRITE + invocations * (1 + BATCH_SIZE) * DYNAMODB_READ
     lines = [
         "| memory | arch | ms per image | Lambda compute | Lambda requests | SQS | S3 | DynamoDB | total per million |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
