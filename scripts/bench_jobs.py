@@ -5,10 +5,10 @@ images cost on Lambda.
    `lambda_vision.pipeline.Pipeline` with one inference thread: milliseconds per image. A round right
    before and right after each local job, while the stack is idle: each job is compared with the mean of the
    rounds on either side of it, the minutes it ran in (the machine's speed drifts by 10-30% over minutes), and
-   the median of five such ratios is the figure.
+   the median of seven such ratios is the figure.
 2. A local job: `samlocal start-api` on template.yaml (local S3, SQS and DynamoDB; the planner and worker
    functions driven by their SQS event sources), the images uploaded under a prefix, POST /jobs, then
-   GET /jobs/{id} until it is final, with 1, 2 and 4 worker environments (five jobs on the same
+   GET /jobs/{id} until it is final, with 1, 2 and 4 worker environments (seven jobs on the same
    environments, the medians shown). Images per second from the job's creation to its end (its own timestamps), and the
    worker's billed milliseconds per image from its REPORT lines: the cost of the batch path per image (S3
    reads and writes, DynamoDB counters, JSON Lines) against the in-process pipeline. Target: at most 1.15x.
@@ -51,7 +51,7 @@ from lambda_vision.settings import Settings  # noqa: E402
 from samlocal.testing import LocalApi  # noqa: E402
 
 TARGET_RATIO = 1.15
-ROUNDS = 5  # local jobs per setting, each between two in-process rounds
+ROUNDS = 7  # local jobs per setting, each between two in-process rounds
 CHUNK = 8  # images per work message (JOBS_CHUNK_SIZE)
 BATCH_SIZE = 10  # work messages per worker invocation (WorkerBatchSize, its default)
 REPORT = re.compile(r"^\[WorkerFunction\] REPORT RequestId: \S+\s+Duration: ([\d.]+) ms", re.MULTILINE)
