@@ -77,7 +77,6 @@ class Worker:
         self._states: Future[ChunkStates] | None = None
         self._state_keys: set[tuple[str, str]] = set()
         self._marked_running: set[str] = set()  # jobs this invocation moved from queued to running
-        self._finishing: dict[str, list[str]] = {}  # job id -> the deferred messages that recorded its chunks
 
     def begin(self, remaining_seconds: float | None) -> None:
         """A new invocation, which Lambda ends `remaining_seconds` from now: no webhook lease outlasts it."""
@@ -126,8 +125,10 @@ class Worker:
         job that may have ended with them (once per job, not per chunk; a job with images left to count is not
         even read); the ids of the messages whose results, or whose job's end, could not be recorded."""
         failed = []
+        messages: dict[str, list[str]] = {}  # job id -> its deferred messages
         written: dict[str, list[tuple[str, ChunkCount]]] = {}  # job id -> its chunks written, by message
         for deferred_id, job_id, future in self._deferred:
+            messages.setdefault(job_id, []).append(deferred_id)
             error = future.exception()
             if error is not None:
                 _log.error("recording the results of message %s failed: %r", deferred_id, error)
@@ -141,7 +142,7 @@ class Worker:
                 failed += not_counted
                 if may_have_ended:
                     ended.add(job_id)
-        for job_id, deferred_ids in self._finishing.items():
+        for job_id, deferred_ids in messages.items():
             if job_id not in ended:
                 continue
             try:
@@ -150,7 +151,6 @@ class Worker:
                 _log.error("finishing job %s failed: %r", job_id, error)
                 failed += [deferred_id for deferred_id in deferred_ids if deferred_id not in failed]
         self._deferred.clear()
-        self._finishing.clear()
         self._states, self._state_keys = None, set()
         self._marked_running.clear()
         return failed
@@ -183,7 +183,6 @@ class Worker:
         else:
             future = self._writer.submit(self._write_chunk, job, message, lines, elapsed_ms)
             self._deferred.append((deferred_id, job.job_id, future))
-            self._finishing.setdefault(job.job_id, []).append(deferred_id)
 
     def _write_chunk(self, job: JobRecord, message: ChunkMessage, lines: list[dict[str, Any]], ms: float) -> ChunkCount:
         """A chunk's lines, and what to count once they are written (a counted chunk always has its lines)."""
