@@ -144,6 +144,8 @@ class AwsEndpoint:
                 create_backend_app,
             )
             from werkzeug.serving import make_server  # noqa: PLC0415
+
+            from samlocal.object_reads import PlainObjectReads  # noqa: PLC0415 - imports moto
         except ImportError as error:
             raise AwsEndpointError(
                 "the template declares AWS resources or event sources, served by a local AWS endpoint that needs "
@@ -199,11 +201,12 @@ class AwsEndpoint:
 
         self.region = region
         self.console = console
+        self.app = PlainObjectReads(_OneDynamoDbRequestAtATime(Dispatcher()))
         try:
             self._server = make_server(
                 ENDPOINT_HOST,
                 port,
-                _OneDynamoDbRequestAtATime(Dispatcher()),
+                self.app,
                 threaded=True,
                 request_handler=RequestHandler,
             )
