@@ -211,3 +211,16 @@ def test_sdk_reads_over_http_get_the_object_and_a_valid_checksum(endpoint: AwsEn
     assert answer["Metadata"] == {"camera": "x100", "taken": "2026-11-26"}
     assert answer["ContentType"] == "text/plain; charset=utf-8"
     assert "ChecksumSHA256" in answer
+
+
+@pytest.mark.parametrize(
+    "path", ["//plain/a.jpg", "/plain//a.jpg", "/plain/./a.jpg", "/plain/a.jpg/", "/plain/a%2Ejpg"]
+)
+def test_odd_paths_are_answered_as_moto_answers_them(endpoint: AwsEndpoint, path: str) -> None:
+    url, _ = _presigned(endpoint, "plain", "a.jpg")
+    odd = url.replace(f"{endpoint.url}/plain/a.jpg", f"{endpoint.url}{path}")
+    status, _, body = _get(endpoint.app.app, odd, {})
+    answer = endpoint.app.answer(_environ(odd, {}))
+    if answer is not None:
+        assert (status, body) == (200, answer[1])
+    assert _get(endpoint.app, odd, {})[0] == status

@@ -101,7 +101,7 @@ class PlainObjectReads:
 
     @staticmethod
     def _object(host: str, raw_path: str, authorization: str, access_key: str, checksum_mode: str) -> Answer | None:
-        bucket_name = bucket_name_from_url(raw_path)
+        bucket_name = bucket_name_from_url(f"http://{host}{raw_path}")  # as moto reads it, "//" included
         key_name = parse_key_name(unquote(raw_path))
         if not bucket_name or "_" in bucket_name or not key_name:  # moto reads "a_b" as a service and region
             return None
