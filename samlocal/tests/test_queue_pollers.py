@@ -110,3 +110,49 @@ def test_a_busy_queue_is_handled_by_every_poller_at_once(poller: MeetingPoller) 
 
     assert sorted(poller.met) == [f"message {number}" for number in range(CONCURRENCY)]
     assert not poller.broken  # the five batches were handled at the same time
+
+
+class FailingOnceSqs(CountingSqs):
+    """ReceiveMessage fails the first time with an error that is not the SDK's."""
+
+    def receive_message(self, **parameters: Any) -> Any:
+        if self.receives == 0:
+            self.receives += 1
+            raise RuntimeError("the endpoint broke")
+        return super().receive_message(**parameters)
+
+
+class CollectingPoller(QueuePoller):
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.handled: list[str] = []
+
+    def handle(self, messages: list[dict[str, Any]]) -> None:
+        self.handled += [message["Body"] for message in messages]
+        self.delete(messages)
+
+
+def test_a_poller_keeps_polling_after_an_unexpected_failure() -> None:
+    with mock_aws():
+        client = boto3.client("sqs", region_name="us-east-1")
+        queue_url = client.create_queue(QueueName="work")["QueueUrl"]
+        console = io.StringIO()
+        poller = CollectingPoller(
+            name="work -> Function",
+            queue_name="work",
+            pool=Pool(),
+            endpoint=Endpoint(FailingOnceSqs(client)),
+            console=Console(console),
+            concurrency=1,
+        )
+        poller.start()
+        try:
+            client.send_message(QueueUrl=queue_url, MessageBody="after the failure")
+            deadline = time.monotonic() + 10
+            while not poller.handled and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            poller.stop()
+
+    assert poller.handled == ["after the failure"]
+    assert "work -> Function: polling failed (RuntimeError); polling again" in console.getvalue()

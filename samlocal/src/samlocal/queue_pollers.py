@@ -87,6 +87,11 @@ class QueuePoller:
                     return
                 self.console.info(f"{self.name}: {error}")
                 self._stopping.wait(_RETRY_PAUSE)
+            except Exception as error:  # noqa: BLE001 - as Lambda's pollers, this one never stops polling
+                if self.stopping:
+                    return
+                self.console.info(f"{self.name}: polling failed ({type(error).__name__}); polling again")
+                self._stopping.wait(_RETRY_PAUSE)
 
     def receive(self, count: int, wait_seconds: int) -> list[Message]:
         response = self.sqs.receive_message(
