@@ -17,13 +17,14 @@ import math
 import os
 import threading
 import time
-from pathlib import Path
 from typing import Protocol
 
 _PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
-# How often a busy environment's memory is sampled, and how often its list of descendants is refreshed.
-SAMPLE_INTERVAL = 0.01
+# How often a busy environment's memory is sampled, and how often its list of descendants is refreshed. Each
+# wake-up costs about 0.1 ms of CPU on a small VM: every 20 ms, the watcher takes under 2% of a core from the
+# functions it watches (3% every 10 ms, 4% with a walk of the process tree through pathlib).
+SAMPLE_INTERVAL = 0.02
 _TREE_REFRESH = 10
 # The watcher keeps its pace this long after the last active environment, so that a stream of short
 # invocations never has to wake it.
@@ -68,18 +69,18 @@ def reset_peak(pid: int) -> None:
 
 
 def descendants(pid: int) -> list[int]:
-    """Every process below `pid` (the function may start its own)."""
+    """Every process below `pid` (the function may start its own, from any of its threads)."""
     found: list[int] = []
     pending = [pid]
     while pending:
         parent = pending.pop()
         try:
-            tasks = list(Path(f"/proc/{parent}/task").iterdir())
+            tasks = os.listdir(f"/proc/{parent}/task")  # noqa: PTH208 - no Path objects at every sample
         except OSError:
             continue
         for task in tasks:
             with contextlib.suppress(OSError, ValueError):
-                children = [int(child) for child in (task / "children").read_text().split()]
+                children = [int(child) for child in _read(f"/proc/{parent}/task/{task}/children", 65536).split()]
                 found += children
                 pending += children
     return found
