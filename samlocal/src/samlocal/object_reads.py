@@ -101,13 +101,14 @@ class PlainObjectReads:
 
     @staticmethod
     def _object(host: str, raw_path: str, authorization: str, access_key: str, checksum_mode: str) -> Answer | None:
-        bucket_name = bucket_name_from_url(f"http://{host}{raw_path}")  # as moto reads it, "//" included
+        url = f"http://{host}{raw_path}"
+        bucket_name = bucket_name_from_url(url)  # as moto reads it, "//" included
         key_name = parse_key_name(unquote(raw_path))
         if not bucket_name or "_" in bucket_name or not key_name:  # moto reads "a_b" as a service and region
             return None
         account = os.environ.get("MOTO_ACCOUNT_ID") or get_account_id_from(access_key)
         region = (
-            parse_region_from_url(f"http://{host}{raw_path}", use_default_region=False)
+            parse_region_from_url(url, use_default_region=False)
             or extract_region_from_aws_authorization(authorization)
             or DEFAULT_REGION_NAME
         )

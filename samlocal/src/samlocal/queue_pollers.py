@@ -82,15 +82,13 @@ class QueuePoller:
                     self.handle(messages)
             except PoolClosedError:
                 return
-            except (BotoCoreError, ClientError) as error:
-                if self.stopping:
-                    return
-                self.console.info(f"{self.name}: {error}")
-                self._stopping.wait(_RETRY_PAUSE)
             except Exception as error:  # noqa: BLE001 - as Lambda's pollers, this one never stops polling
                 if self.stopping:
                     return
-                self.console.info(f"{self.name}: polling failed ({type(error).__name__}); polling again")
+                if isinstance(error, (BotoCoreError, ClientError)):
+                    self.console.info(f"{self.name}: {error}")
+                else:  # not the SDK's: its text may quote anything
+                    self.console.info(f"{self.name}: polling failed ({type(error).__name__}); polling again")
                 self._stopping.wait(_RETRY_PAUSE)
 
     def receive(self, count: int, wait_seconds: int) -> list[Message]:
